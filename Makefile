@@ -1,0 +1,40 @@
+# Suipai: `make run` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest migrate catalogs bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+catalogs: $(STAMP)
+	$(BIN)/pybabel compile --use-fuzzy -d bot/locales -D messages --statistics 2>&1 | tail -n 2
+
+migrate: $(STAMP) catalogs
+	$(BIN)/python -m bot migrate
+
+run: migrate
+	$(BIN)/python -m bot run
+
+lint: $(STAMP)
+	$(BIN)/ruff check bot storage tests bench
+	$(BIN)/ruff format --check bot storage tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy bot storage
+
+pytest: $(STAMP) catalogs
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: $(STAMP) catalogs
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,113 @@
+"""Settings from the environment and `.env`, validated once at start-up."""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DISTRICT_DIR = REPO_ROOT / "district"
+OFFICIAL_API_URL = "https://api.telegram.org"
+
+
+class Settings(BaseSettings):
+    """Every key is documented in `.env.example`."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    bot_token: str = Field(default="", description="Token from @BotFather; empty: local emulator")
+    telegram_api_url: str = OFFICIAL_API_URL
+    database_url: str = "sqlite+aiosqlite:///data/suipai.db"
+    redis_url: str | None = None
+    district_dir: Path = SAMPLE_DISTRICT_DIR
+    timezone: str = "Asia/Shanghai"
+    media_dir: Path = Path("data/media")
+    log_level: str = "INFO"
+    max_photo_bytes: int = 20 * 1024 * 1024
+    max_photo_pixels: int = 50_000_000
+    emulator_port: int = 8081
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, v: str) -> str:
+        v = v.strip()
+        if v and (":" not in v or not v.split(":", 1)[0].isdigit()):
+            raise ValueError("must look like 123456789:AA... (the token @BotFather gave you)")
+        return v
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _api_url(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, v: str) -> str:
+        if not v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// (async drivers)"
+            )
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, v: str | None) -> str | None:
+        if v is not None and v.strip() == "":
+            return None
+        if v is not None and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("must be an IANA time zone such as Asia/Shanghai") from exc
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.upper()
+        if v not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return v
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def uses_emulator(self) -> bool:
+        """No token given: the bot talks to the local Telegram emulator instead."""
+        return not self.bot_token
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line per bad setting, naming the environment variable and how to fix it."""
+    lines = []
+    for err in exc.errors():
+        key = str(err["loc"][0]).upper() if err["loc"] else "?"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"Setting {key} is invalid: {msg}. Fix it in .env or the environment.")
+    return "\n".join(lines)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings; exits with a clear message when one is malformed."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        print(describe_error(exc), file=sys.stderr)
+        raise SystemExit(2) from None
