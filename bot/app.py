@@ -1,0 +1,121 @@
+"""Assembly: Bot, Dispatcher, routers, middlewares, sender; polling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
+from aiogram.types import BotCommand, ErrorEvent
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.context import AppContext
+from bot.delivery import Sender
+from bot.district import load_district
+from bot.handlers import root_router
+from bot.i18n import language_from_telegram, t
+from bot.middlewares import UnitOfWork
+from bot.outgoing import Outbox
+from bot.routing.locate import Locator
+from storage.db import make_engine, make_sessionmaker
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("report", "my", "case", "lang", "cancel", "help")
+
+
+def make_bot(settings: Settings, token: str | None = None) -> Bot:
+    """A Bot that talks to `TELEGRAM_API_URL` for API calls and file downloads alike."""
+    api = TelegramAPIServer.from_base(settings.telegram_api_url)
+    return Bot(token or settings.bot_token, session=AiohttpSession(api=api))
+
+
+def make_fsm(settings: Settings) -> tuple[BaseStorage, BaseEventIsolation]:
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+
+        storage = RedisStorage.from_url(settings.redis_url)
+        return storage, RedisEventIsolation(storage.redis)
+    return MemoryStorage(), SimpleEventIsolation()
+
+
+def make_dispatcher(ctx: AppContext, settings: Settings) -> Dispatcher:
+    storage, isolation = make_fsm(settings)
+    dp = Dispatcher(storage=storage, events_isolation=isolation, ctx=ctx)
+    dp.update.outer_middleware(UnitOfWork())
+    dp.include_router(root_router())
+    dp.errors.register(_on_error)
+    return dp
+
+
+async def _on_error(event: ErrorEvent, ctx: AppContext) -> bool:
+    """Log the failure and tell the person, so nobody is left waiting on a silent bot."""
+    log.exception("update %s failed", event.update.update_id, exc_info=event.exception)
+    user = event.update.event.from_user if hasattr(event.update.event, "from_user") else None
+    if user is None or user.is_bot:
+        return True
+    chat = getattr(event.update.event, "chat", None)
+    chat_id = chat.id if chat is not None else user.id
+    lang = language_from_telegram(user.language_code)
+    async with ctx.sessionmaker() as session, session.begin():
+        Outbox(session, ctx.clock.now()).chat(chat_id, lang).say("error.internal")
+    ctx.sender.wake()
+    return True
+
+
+@asynccontextmanager
+async def app_context(
+    settings: Settings, bot: Bot, clock: Clock | None = None, **sender_options: Any
+) -> AsyncIterator[AppContext]:
+    """Everything a running bot needs; the database must already be migrated."""
+    district = load_district(settings.district_dir)
+    engine = make_engine(settings.database_url)
+    sessionmaker = make_sessionmaker(engine)
+    clock = clock or SystemClock()
+    media_dir = settings.media_dir.resolve()
+    media_dir.mkdir(parents=True, exist_ok=True)
+    sender = Sender(bot, sessionmaker, clock, media_dir, **sender_options)
+    ctx = AppContext(
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        district=district,
+        locator=Locator(district),
+        sender=sender,
+        media_dir=media_dir,
+    )
+    try:
+        yield ctx
+    finally:
+        sender.stop()
+        await engine.dispose()
+
+
+async def set_commands(bot: Bot) -> None:
+    for lang, code in (("zh", None), ("en", "en")):
+        commands = [BotCommand(command=c, description=t(lang, f"command.{c}")) for c in COMMANDS]
+        await bot.set_my_commands(commands, language_code=code)
+
+
+async def run_polling(settings: Settings, bot: Bot) -> None:
+    """Run until cancelled: the sender drains the outbox while the dispatcher polls."""
+    async with app_context(settings, bot) as ctx:
+        dp = make_dispatcher(ctx, settings)
+        await set_commands(bot)
+        sender_task = asyncio.create_task(ctx.sender.run(), name="outbox-sender")
+        try:
+            await dp.start_polling(bot, handle_signals=False)
+        finally:
+            ctx.sender.stop()
+            await sender_task
+            await dp.storage.close()
+            await bot.session.close()

@@ -1,0 +1,217 @@
+"""The case lifecycle: one function per transition, each checking who may and writing one event.
+
+Plain domain code: it takes a database session and plain values, and knows nothing of Telegram.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.cases import case_by_idempotency_key, next_case_serial
+from storage.models import Case, CaseEvent, Photo
+
+# States, as in ARCHITECTURE.md.
+SUBMITTED = "submitted"
+TRIAGE = "triage"
+DISPATCHED = "dispatched"
+ACCEPTED = "accepted"
+WHISTLED = "whistled"
+RESOLVED = "resolved"
+CLOSED = "closed"
+REJECTED = "rejected"
+DUPLICATE = "duplicate"
+WITHDRAWN = "withdrawn"
+
+OPEN_STATES = frozenset({SUBMITTED, TRIAGE, DISPATCHED, ACCEPTED, WHISTLED, RESOLVED})
+FINAL_STATES = frozenset({CLOSED, REJECTED, DUPLICATE, WITHDRAWN})
+WITHDRAWABLE = frozenset({SUBMITTED, TRIAGE, DISPATCHED, ACCEPTED, WHISTLED})
+
+MAX_DESCRIPTION = 2000
+MAX_NOTE = 1000
+MAX_PHOTOS = 5
+NUMBER_PATTERN = re.compile(r"^[A-Z]{1,6}-\d{8}-\d{4,}$")
+
+
+class CaseError(Exception):
+    """A transition that is not allowed; `code` names why, for the message shown to the person."""
+
+    def __init__(self, code: str, **details: object) -> None:
+        super().__init__(code)
+        self.code = code
+        self.details = details
+
+
+@dataclass(frozen=True)
+class PhotoInput:
+    """A stored, stripped photo (see bot/photos.py) and the Telegram file it came from."""
+
+    path: str
+    sha256: str
+    phash: str
+    size: int
+    width: int
+    height: int
+    file_id: str | None = None
+    file_unique_id: str | None = None
+
+
+@dataclass
+class ReportDraft:
+    """Everything a reporter has given before confirming."""
+
+    reporter_id: int
+    idempotency_key: str
+    description: str = ""
+    photos: list[PhotoInput] = field(default_factory=list)
+    lat: float | None = None
+    lon: float | None = None
+    address: str | None = None
+    lane_id: str | None = None
+    street_id: str | None = None
+    source: str = "chat"
+
+
+def case_number(prefix: str, day: str, serial: int) -> str:
+    return f"{prefix}-{day}-{serial:04d}"
+
+
+async def create_case(
+    session: AsyncSession, draft: ReportDraft, *, prefix: str, tz: ZoneInfo, now: datetime
+) -> tuple[Case, bool]:
+    """Create the case for a confirmed draft; (case, False) when it was confirmed before."""
+    existing = await case_by_idempotency_key(session, draft.idempotency_key)
+    if existing is not None:
+        return existing, False
+    if not draft.photos and not draft.description.strip():
+        raise CaseError("empty_report")
+    if len(draft.description) > MAX_DESCRIPTION:
+        raise CaseError("description_too_long", limit=MAX_DESCRIPTION)
+    if len(draft.photos) > MAX_PHOTOS:
+        raise CaseError("too_many_photos", limit=MAX_PHOTOS)
+    day = now.astimezone(tz).strftime("%Y%m%d")
+    serial = await next_case_serial(session, day)
+    case = Case(
+        number=case_number(prefix, day, serial),
+        idempotency_key=draft.idempotency_key,
+        state=SUBMITTED,
+        source=draft.source,
+        lane_id=draft.lane_id,
+        street_id=draft.street_id,
+        lat=draft.lat,
+        lon=draft.lon,
+        address=draft.address,
+        description=draft.description.strip(),
+        reporter_id=draft.reporter_id,
+        priority=0,
+        created_at=now,
+        updated_at=now,
+        photos=[],
+    )
+    session.add(case)
+    await session.flush()
+    for item in draft.photos:
+        case.photos.append(_photo(case.id, item, "before", now))
+    await session.flush()
+    _event(
+        session,
+        case,
+        draft.reporter_id,
+        "submitted",
+        now,
+        data={"photos": len(draft.photos), "source": draft.source},
+    )
+    return case, True
+
+
+def can_follow(case: Case, person_id: int) -> bool:
+    """The reporter follows their own case (others by role: see bot/access.py)."""
+    return case.reporter_id == person_id
+
+
+def withdraw(session: AsyncSession, case: Case, actor_id: int, now: datetime) -> CaseEvent:
+    if case.reporter_id != actor_id:
+        raise CaseError("not_reporter")
+    if case.state not in WITHDRAWABLE:
+        raise CaseError("not_withdrawable", state=case.state)
+    case.state = WITHDRAWN
+    case.closed_at = now
+    case.updated_at = now
+    return _event(session, case, actor_id, "withdrawn", now)
+
+
+def add_note(
+    session: AsyncSession, case: Case, actor_id: int, note: str, now: datetime
+) -> CaseEvent:
+    _check_addable(case, actor_id)
+    note = note.strip()
+    if not note:
+        raise CaseError("empty_note")
+    if len(note) > MAX_NOTE:
+        raise CaseError("note_too_long", limit=MAX_NOTE)
+    case.updated_at = now
+    return _event(session, case, actor_id, "note", now, note=note)
+
+
+async def add_photo(
+    session: AsyncSession, case: Case, actor_id: int, photo: PhotoInput, now: datetime
+) -> CaseEvent:
+    _check_addable(case, actor_id)
+    if len(case.photos) >= MAX_PHOTOS * 2:
+        raise CaseError("too_many_photos", limit=MAX_PHOTOS * 2)
+    row = _photo(case.id, photo, "before", now)
+    case.photos.append(row)
+    await session.flush()
+    case.updated_at = now
+    return _event(session, case, actor_id, "photo_added", now, photo_id=row.id)
+
+
+def _check_addable(case: Case, actor_id: int) -> None:
+    if case.reporter_id != actor_id:
+        raise CaseError("not_reporter")
+    if case.state not in OPEN_STATES:
+        raise CaseError("case_closed", state=case.state)
+
+
+def _photo(case_id: int, item: PhotoInput, kind: str, now: datetime) -> Photo:
+    return Photo(
+        case_id=case_id,
+        kind=kind,
+        file_id=item.file_id,
+        file_unique_id=item.file_unique_id,
+        path=item.path,
+        sha256=item.sha256,
+        phash=item.phash,
+        size=item.size,
+        width=item.width,
+        height=item.height,
+        created_at=now,
+    )
+
+
+def _event(
+    session: AsyncSession,
+    case: Case,
+    actor_id: int | None,
+    action: str,
+    now: datetime,
+    *,
+    note: str | None = None,
+    photo_id: int | None = None,
+    data: dict[str, object] | None = None,
+) -> CaseEvent:
+    event = CaseEvent(
+        case_id=case.id,
+        actor_id=actor_id,
+        action=action,
+        note=note,
+        photo_id=photo_id,
+        data=data,
+        created_at=now,
+    )
+    session.add(event)
+    return event

@@ -1,0 +1,121 @@
+"""`run`, `migrate` and `case show`: the commands every deployment needs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from bot.config import Settings, get_settings
+
+log = logging.getLogger("bot")
+
+EMULATOR_TOKEN = "1000000001:SANDBOX-local-emulator"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser("run", help="run the bot (long polling)")
+    run.set_defaults(func=_run)
+    migrate = sub.add_parser("migrate", help="bring the database to the newest schema")
+    migrate.set_defaults(func=_migrate)
+    case = sub.add_parser("case", help="look at cases")
+    case_sub = case.add_subparsers(dest="case_command", required=True)
+    show = case_sub.add_parser("show", help="one case with its timeline")
+    show.add_argument("number")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(func=_case_show)
+
+
+def setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+async def _migrate(args: argparse.Namespace) -> int:
+    from storage.migrate import upgrade
+
+    settings = get_settings()
+    setup_logging(settings)
+    await upgrade(settings.database_url)
+    print(f"database is up to date ({_redacted(settings.database_url)})")
+    return 0
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from bot.app import make_bot, run_polling
+    from bot.district import DistrictError, load_district
+    from storage.migrate import upgrade
+
+    settings = get_settings()
+    setup_logging(settings)
+    try:
+        load_district(settings.district_dir)
+    except DistrictError as exc:
+        for problem in exc.problems:
+            print(f"{problem.file}: {problem.where}: {problem.message}", file=sys.stderr)
+        print("The district is invalid; fix it (python -m bot district check).", file=sys.stderr)
+        return 2
+    await upgrade(settings.database_url)
+    if not settings.uses_emulator:
+        await run_polling(settings, make_bot(settings))
+        return 0
+    from bot.sandbox.emulator import TelegramEmulator
+
+    emulator = TelegramEmulator()
+    url = await emulator.start(port=settings.emulator_port)
+    log.warning(
+        "BOT_TOKEN is not set: running against the local Telegram emulator at %s "
+        "(set BOT_TOKEN in .env to connect a real bot)",
+        url,
+    )
+    local = settings.model_copy(update={"telegram_api_url": url})
+    try:
+        await run_polling(local, make_bot(local, EMULATOR_TOKEN))
+    finally:
+        await emulator.stop()
+    return 0
+
+
+async def _case_show(args: argparse.Namespace) -> int:
+    from bot.reports import case_as_dict
+    from storage.cases import case_by_number
+    from storage.db import make_engine, make_sessionmaker
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            case = await case_by_number(session, args.number)
+            if case is None:
+                print(f"no case {args.number}", file=sys.stderr)
+                return 1
+            data = await case_as_dict(session, case, settings.tz)
+    finally:
+        await engine.dispose()
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        _print_case(data)
+    return 0
+
+
+def _print_case(data: dict[str, Any]) -> None:
+    for key in ("number", "state", "category", "lane", "assignee", "rating"):
+        print(f"{key:10} {data.get(key)}")
+    for event in data["events"]:
+        print(f"  {event['at']}  {event['action']:12} {event.get('note') or ''}")
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for logs."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"

@@ -1,0 +1,26 @@
+"""What every handler may use, assembled once per process (see bot/app.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.delivery import Sender
+from bot.district import District
+from bot.routing.locate import Locator
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    district: District
+    locator: Locator
+    sender: Sender
+    media_dir: Path

@@ -1,0 +1,41 @@
+"""Last router: a clear answer for whatever no other handler took."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.types import Message
+
+from bot.outgoing import Outbox
+from storage.models import Person
+
+router = Router(name="fallback")
+router.message.filter(F.chat.type == "private")
+
+UNSUPPORTED = (
+    F.voice
+    | F.audio
+    | F.video
+    | F.video_note
+    | F.sticker
+    | F.animation
+    | F.contact
+    | F.poll
+    | F.dice
+    | F.game
+)
+
+
+@router.message(UNSUPPORTED)
+async def unsupported(message: Message, out: Outbox, person: Person) -> None:
+    out.to(person).say("input.unsupported")
+
+
+@router.message(F.text)
+async def idle_text(message: Message, out: Outbox, person: Person) -> None:
+    key = "input.unknown_command" if (message.text or "").startswith("/") else "input.idle_text"
+    out.to(person).say(key)
+
+
+@router.message()
+async def anything_else(message: Message, out: Outbox, person: Person) -> None:
+    out.to(person).say("input.unsupported")

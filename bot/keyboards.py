@@ -1,0 +1,114 @@
+"""Buttons: callback data factories (ids only, re-checked on the server) and keyboards."""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+)
+
+from bot.i18n import t
+
+
+class ReportAction(CallbackData, prefix="rep"):
+    """A button on a draft report's summary; `draft` ties it to one draft."""
+
+    action: str  # confirm | edit | cancel | desc | loc | photos | back
+    draft: str
+
+
+class CaseAction(CallbackData, prefix="case"):
+    """A reporter's button on a case they follow."""
+
+    action: str  # note | photo | withdraw | withdraw_yes | withdraw_no
+    case_id: int
+
+
+class LanguageChoice(CallbackData, prefix="lang"):
+    lang: str
+
+
+def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
+
+
+def summary_keyboard(lang: str, draft: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_button(t(lang, "button.confirm"), ReportAction(action="confirm", draft=draft))],
+            [
+                _button(t(lang, "button.edit"), ReportAction(action="edit", draft=draft)),
+                _button(t(lang, "button.cancel"), ReportAction(action="cancel", draft=draft)),
+            ],
+        ]
+    )
+
+
+def edit_keyboard(lang: str, draft: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _button(
+                    t(lang, "button.edit_description"), ReportAction(action="desc", draft=draft)
+                ),
+                _button(t(lang, "button.edit_location"), ReportAction(action="loc", draft=draft)),
+            ],
+            [
+                _button(t(lang, "button.add_photos"), ReportAction(action="photos", draft=draft)),
+                _button(t(lang, "button.back"), ReportAction(action="back", draft=draft)),
+            ],
+        ]
+    )
+
+
+def location_keyboard(lang: str) -> ReplyKeyboardMarkup:
+    return ReplyKeyboardMarkup(
+        keyboard=[
+            [KeyboardButton(text=t(lang, "button.send_location"), request_location=True)],
+            [KeyboardButton(text=t(lang, "button.no_location"))],
+        ],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+
+
+def case_keyboard(lang: str, case_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _button(t(lang, "button.add_note"), CaseAction(action="note", case_id=case_id)),
+                _button(t(lang, "button.add_photo"), CaseAction(action="photo", case_id=case_id)),
+            ],
+            [_button(t(lang, "button.withdraw"), CaseAction(action="withdraw", case_id=case_id))],
+        ]
+    )
+
+
+def withdraw_keyboard(lang: str, case_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _button(
+                    t(lang, "button.withdraw_yes"),
+                    CaseAction(action="withdraw_yes", case_id=case_id),
+                ),
+                _button(
+                    t(lang, "button.withdraw_no"), CaseAction(action="withdraw_no", case_id=case_id)
+                ),
+            ]
+        ]
+    )
+
+
+def language_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _button("中文", LanguageChoice(lang="zh")),
+                _button("English", LanguageChoice(lang="en")),
+            ]
+        ]
+    )
