@@ -1,0 +1,147 @@
+"""The real bot, unmodified, polling the Telegram emulator over HTTP; helpers to act as people."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiogram import Dispatcher
+from bot.sandbox.emulator import TelegramEmulator
+from PIL import Image
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.app import app_context, make_bot, make_dispatcher
+from bot.clock import FakeClock
+from bot.config import SAMPLE_DISTRICT_DIR, Settings
+from bot.context import AppContext
+from storage.models import Case, CaseEvent, OutboxMessage, Photo
+
+TOKEN = "123456789:TEST-token-for-the-emulator"
+
+
+@dataclass
+class Harness:
+    emulator: TelegramEmulator
+    ctx: AppContext
+    dp: Dispatcher
+    clock: FakeClock
+
+    @property
+    def district(self) -> Any:
+        return self.ctx.district
+
+    def session(self) -> AsyncSession:
+        return self.ctx.sessionmaker()
+
+    async def count(self, model: type[Any]) -> int:
+        async with self.session() as session:
+            return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+    async def cases(self) -> Sequence[Case]:
+        async with self.session() as session:
+            return (await session.scalars(select(Case).order_by(Case.id))).all()
+
+    async def events(self, case_id: int) -> Sequence[CaseEvent]:
+        async with self.session() as session:
+            return (
+                await session.scalars(
+                    select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)
+                )
+            ).all()
+
+    async def nothing_stored(self) -> bool:
+        return await self.count(Case) == 0 and await self.count(Photo) == 0
+
+    async def outbox_drained(self) -> bool:
+        async with self.session() as session:
+            pending = await session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.status == "pending")
+            )
+        return pending == 0
+
+
+def settings_for(database_url: str, media_dir: Path, api_url: str, **extra: Any) -> Settings:
+    return Settings(
+        bot_token=TOKEN,
+        telegram_api_url=api_url,
+        database_url=database_url,
+        district_dir=SAMPLE_DISTRICT_DIR,
+        media_dir=media_dir,
+        _env_file=None,  # type: ignore[call-arg]
+        **extra,
+    )
+
+
+@asynccontextmanager
+async def running_bot(
+    database_url: str, media_dir: Path, **settings_extra: Any
+) -> AsyncIterator[Harness]:
+    """Start emulator, bot (polling) and sender; stop them all afterwards."""
+    emulator = TelegramEmulator()
+    url = await emulator.start()
+    settings = settings_for(database_url, media_dir, url, **settings_extra)
+    bot = make_bot(settings)
+    clock = FakeClock()
+    try:
+        async with app_context(settings, bot, clock) as ctx:
+            dp = make_dispatcher(ctx, settings)
+            polling = asyncio.create_task(
+                dp.start_polling(bot, handle_signals=False, polling_timeout=1)
+            )
+            sending = asyncio.create_task(ctx.sender.run())
+            try:
+                yield Harness(emulator=emulator, ctx=ctx, dp=dp, clock=clock)
+            finally:
+                ctx.sender.stop()
+                await dp.stop_polling()
+                await asyncio.gather(polling, sending, return_exceptions=True)
+                await dp.storage.close()
+    finally:
+        await bot.session.close()
+        await emulator.stop()
+
+
+def jpeg(
+    color: tuple[int, int, int] = (200, 60, 40),
+    size: tuple[int, int] = (640, 480),
+    *,
+    exif: Image.Exif | None = None,
+) -> bytes:
+    """A small real JPEG, optionally with EXIF."""
+    image = Image.new("RGB", size, color)
+    for x in range(0, size[0], 40):  # some structure, so perceptual hashes differ by colour
+        for y in range(0, size[1], 40):
+            if (x // 40 + y // 40 + color[0]) % 3 == 0:
+                image.paste((color[2], color[0], color[1]), (x, y, x + 40, y + 40))
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=85, exif=exif if exif is not None else Image.Exif())
+    return buf.getvalue()
+
+
+def gps_exif(lat: float, lon: float) -> Image.Exif:
+    """EXIF carrying a GPS position, as a phone camera writes it."""
+
+    def dms(value: float) -> tuple[float, float, float]:
+        value = abs(value)
+        degrees = int(value)
+        minutes_full = (value - degrees) * 60
+        minutes = int(minutes_full)
+        return (float(degrees), float(minutes), round((minutes_full - minutes) * 60, 4))
+
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    exif[0x0110] = "PhoneModel X"  # Model
+    gps = exif.get_ifd(0x8825)
+    gps[1] = "N" if lat >= 0 else "S"
+    gps[2] = dms(lat)
+    gps[3] = "E" if lon >= 0 else "W"
+    gps[4] = dms(lon)
+    return exif
