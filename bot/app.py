@@ -24,6 +24,7 @@ from bot.handlers import root_router
 from bot.i18n import language_from_telegram, t
 from bot.middlewares import UnitOfWork
 from bot.outgoing import Outbox
+from bot.routing.classify import Classifier, TextModel
 from bot.routing.locate import Locator
 from storage.db import make_engine, make_sessionmaker
 
@@ -83,6 +84,10 @@ async def app_context(
     media_dir = settings.media_dir.resolve()
     media_dir.mkdir(parents=True, exist_ok=True)
     sender = Sender(bot, sessionmaker, clock, media_dir, **sender_options)
+    model = TextModel.load(settings.classifier_model) if settings.classifier_model else None
+    classifier = Classifier(
+        list(district.categories.values()), model, threshold=settings.classifier_threshold
+    )
     ctx = AppContext(
         settings=settings,
         clock=clock,
@@ -90,6 +95,7 @@ async def app_context(
         sessionmaker=sessionmaker,
         district=district,
         locator=Locator(district),
+        classifier=classifier,
         sender=sender,
         media_dir=media_dir,
     )

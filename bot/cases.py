@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.cases import case_by_idempotency_key, next_case_serial
-from storage.models import Case, CaseEvent, Photo
+from storage.models import Case, CaseEvent, CategoryLabel, Photo
 
 # States, as in ARCHITECTURE.md.
 SUBMITTED = "submitted"
@@ -30,6 +30,19 @@ WITHDRAWN = "withdrawn"
 OPEN_STATES = frozenset({SUBMITTED, TRIAGE, DISPATCHED, ACCEPTED, WHISTLED, RESOLVED})
 FINAL_STATES = frozenset({CLOSED, REJECTED, DUPLICATE, WITHDRAWN})
 WITHDRAWABLE = frozenset({SUBMITTED, TRIAGE, DISPATCHED, ACCEPTED, WHISTLED})
+
+# What can happen to a case: the actions of its timeline (CaseEvent.action).
+ACTIONS = (
+    "submitted",
+    "withdrawn",
+    "note",
+    "photo_added",
+    "dispatched",
+    "triaged",
+    "duplicate",
+    "plus_one",
+    "categorised",
+)
 
 MAX_DESCRIPTION = 2000
 MAX_NOTE = 1000
@@ -215,3 +228,75 @@ def _event(
     )
     session.add(event)
     return event
+
+
+def dispatch(
+    session: AsyncSession,
+    case: Case,
+    now: datetime,
+    *,
+    state: str,
+    assignee_id: int | None,
+    department_id: str | None,
+    response_due_at: datetime | None,
+    resolve_due_at: datetime | None,
+    data: dict[str, object],
+) -> CaseEvent:
+    """Hand the case to its chief or department, or to triage; the reasons go on the timeline."""
+    if case.state not in (SUBMITTED, TRIAGE):
+        raise CaseError("not_dispatchable", state=case.state)
+    case.state = state
+    case.assignee_id = assignee_id
+    case.department_id = department_id
+    case.response_due_at = response_due_at
+    case.resolve_due_at = resolve_due_at
+    case.updated_at = now
+    action = "triaged" if state == TRIAGE else "dispatched"
+    return _event(session, case, None, action, now, data=data)
+
+
+def mark_duplicate(
+    session: AsyncSession, case: Case, original: Case, now: datetime, *, data: dict[str, object]
+) -> None:
+    """Link a repeat report to the open case it repeats; its reporter follows the original."""
+    case.state = DUPLICATE
+    case.duplicate_of_id = original.id
+    case.closed_at = now
+    case.updated_at = now
+    _event(session, case, None, "duplicate", now, note=original.number, data=data)
+    _event(
+        session,
+        original,
+        case.reporter_id,
+        "plus_one",
+        now,
+        note=case.number,
+        data={"duplicate": case.id},
+    )
+    original.updated_at = now
+
+
+def categorise(
+    session: AsyncSession, case: Case, actor_id: int, category_id: str, now: datetime
+) -> CaseEvent:
+    """A person sets the category of a case in triage; the choice is kept as a training label."""
+    if case.state != TRIAGE:
+        raise CaseError("not_in_triage", state=case.state)
+    previous = case.category_id
+    session.add(
+        CategoryLabel(
+            case_id=case.id,
+            text=case.description,
+            category_id=category_id,
+            previous_category_id=previous,
+            source="triage" if previous is None else "correction",
+            labelled_by=actor_id,
+            created_at=now,
+        )
+    )
+    case.category_id = category_id
+    case.category_confidence = 1.0
+    case.updated_at = now
+    return _event(
+        session, case, actor_id, "categorised", now, data={"category": category_id, "was": previous}
+    )

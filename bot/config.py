@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     max_photo_bytes: int = 20 * 1024 * 1024
     max_photo_pixels: int = 50_000_000
     emulator_port: int = 8081
+    classifier_model: Path | None = None
+    classifier_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
 
     @field_validator("bot_token")
     @classmethod
@@ -82,6 +84,11 @@ class Settings(BaseSettings):
         if v not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return v
+
+    @field_validator("classifier_model", mode="before")
+    @classmethod
+    def _model(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
 
     @property
     def tz(self) -> ZoneInfo:

@@ -11,6 +11,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery import Sender
 from bot.district import District
+from bot.routing.classify import Classifier
 from bot.routing.locate import Locator
 
 
@@ -22,5 +23,6 @@ class AppContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     district: District
     locator: Locator
+    classifier: Classifier
     sender: Sender
     media_dir: Path

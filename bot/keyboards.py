@@ -10,6 +10,7 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
 )
 
+from bot.district import District
 from bot.i18n import t
 
 
@@ -112,3 +113,19 @@ def language_keyboard() -> InlineKeyboardMarkup:
             ]
         ]
     )
+
+
+class TriagePick(CallbackData, prefix="tri"):
+    """A supervisor's one-tap category for a case in triage."""
+
+    case_id: int
+    category: str
+
+
+def triage_keyboard(lang: str, district: District, case_id: int) -> InlineKeyboardMarkup:
+    """Every category, two to a row, in the district file's order."""
+    buttons = [
+        _button(district.name(c, lang), TriagePick(case_id=case_id, category=c.id))
+        for c in district.categories.values()
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=[buttons[i : i + 2] for i in range(0, len(buttons), 2)])

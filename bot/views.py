@@ -93,3 +93,30 @@ def case_detail(
             )
         )
     return "\n".join(lines)
+
+
+def category_name(lang: str, district: District, category_id: str | None) -> str:
+    category = district.categories.get(category_id) if category_id else None
+    return district.name(category, lang) if category else t(lang, "category.unknown")
+
+
+def card(lang: str, district: District, case: Case, tz: ZoneInfo, *, reports: int = 1) -> str:
+    """The assignment card: what, where, by when (no personal data of the reporter)."""
+    data = {
+        "lane_id": case.lane_id,
+        "street_id": case.street_id,
+        "lat": case.lat,
+        "lon": case.lon,
+        "address": case.address,
+    }
+    return t(
+        lang,
+        "card.text",
+        number=case.number,
+        category=category_name(lang, district, case.category_id),
+        place=place(lang, district, data),
+        description=case.description,
+        respond_by=local_time(case.response_due_at, tz) if case.response_due_at else "—",
+        resolve_by=local_time(case.resolve_due_at, tz) if case.resolve_due_at else "—",
+        reports=reports,
+    )

@@ -199,3 +199,18 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None]
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class CategoryLabel(Base):
+    """A person's choice or correction of a case's category: training data for the classifier."""
+
+    __tablename__ = "category_labels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    category_id: Mapped[str] = mapped_column(String(64))
+    previous_category_id: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(20))  # triage | correction
+    labelled_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime]

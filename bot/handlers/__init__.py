@@ -2,10 +2,12 @@
 
 from aiogram import Router
 
-from bot.handlers import common, fallback, followup, resident
+from bot.handlers import common, fallback, followup, resident, supervisor
 
 
 def root_router() -> Router:
     root = Router(name="root")
-    root.include_routers(common.router, followup.router, resident.router, fallback.router)
+    root.include_routers(
+        common.router, supervisor.router, followup.router, resident.router, fallback.router
+    )
     return root

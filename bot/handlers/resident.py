@@ -14,9 +14,11 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from bot.cases import MAX_DESCRIPTION, MAX_PHOTOS, CaseError, ReportDraft, create_case
 from bot.context import AppContext
 from bot.handlers.intake import IntakeRefused, photo_from_data, photo_to_data, take_photo
+from bot.notify import announce
 from bot.keyboards import ReportAction, edit_keyboard, location_keyboard, summary_keyboard
 from bot.outgoing import Outbox, Recipient
 from bot.routing.locate import LaneMatch, NoLane, OutsideDistrict
+from bot.routing.pipeline import route_new_case
 from bot.views import summary
 from storage.cases import case_by_idempotency_key
 from storage.models import Person
@@ -292,7 +294,7 @@ async def _confirm(
         street_id=data.get("street_id"),
     )
     try:
-        case, _created = await create_case(
+        case, created = await create_case(
             out.session, draft, prefix=ctx.district.case_prefix, tz=ctx.settings.tz, now=out.now
         )
     except CaseError as exc:
@@ -302,4 +304,14 @@ async def _confirm(
     if query.message is not None:
         me.edit_markup(query.message.message_id)
     me.say("report.created", ReplyKeyboardRemove(), number=case.number, case_id=case.id)
+    if created:
+        routed = await route_new_case(
+            out.session,
+            case,
+            district=ctx.district,
+            locator=ctx.locator,
+            classifier=ctx.classifier,
+            now=out.now,
+        )
+        await announce(ctx, out, routed, person)
     out.after_commit(state.clear)
