@@ -1,0 +1,443 @@
+"""Photo intake: download, validate by content, strip metadata, store by hash.
+
+Residents' photos may carry their home location, phone serial numbers or hostile payloads, so
+nothing is kept as sent: the pixels are decoded, checked and re-encoded into a bare JPEG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
+
+import pillow_heif
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest
+from PIL import ExifTags, Image, ImageCms, ImageFile, ImageOps
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+log = logging.getLogger(__name__)
+
+# HEIC is what iPhones send when a photo goes as a file; the opener makes Pillow read it.
+pillow_heif.register_heif_opener()
+
+RejectReason = Literal[
+    "empty", "too_large", "not_image", "unsupported_format", "corrupt", "too_many_pixels"
+]
+REJECT_REASONS: Final[frozenset[str]] = frozenset(get_args(RejectReason))
+
+ACCEPTED_FORMATS: Final[frozenset[str]] = frozenset({"JPEG", "PNG", "WEBP", "HEIF"})
+
+MAX_SIDE: Final = 2560  # longest side kept: enough to read a plate or a sign, bounded storage
+JPEG_QUALITY: Final = 88
+DOWNLOAD_TIMEOUT: Final = 120  # seconds for a whole file; aiogram's 30 s is short for 20 MB
+
+_HEIF_BRANDS: Final = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
+)
+_HEIF_GENERIC_BRANDS: Final = frozenset({b"mif1", b"msf1"})
+_UNSUPPORTED_ISOBMFF_BRANDS: Final = frozenset({b"avif", b"avis", b"crx "})
+_TIFF_SIGNATURES: Final = (b"II*\x00", b"MM\x00*")
+_UNSUPPORTED_SIGNATURES: Final = (
+    b"GIF87a",
+    b"GIF89a",
+    *_TIFF_SIGNATURES,  # also DNG and most camera raw files
+    b"8BPS",  # Photoshop
+    b"\x00\x00\x01\x00",  # ICO
+    b"\xff\x0a",  # JPEG XL codestream
+    b"\x00\x00\x00\x0cJXL \r\n\x87\n",  # JPEG XL container
+    b"\x00\x00\x00\x0cjP  \r\n\x87\n",  # JPEG 2000
+    b"\xff\x4f\xff\x51",  # JPEG 2000 codestream
+    b"qoif",
+)
+_BMP_HEADER_SIZES: Final = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
+
+
+class PhotoRejected(Exception):
+    """The upload is not a photo we will store; `reason` picks the message shown to the user."""
+
+    reason: RejectReason
+
+    def __init__(self, reason: RejectReason, detail: str = "") -> None:
+        if reason not in REJECT_REASONS:
+            raise ValueError(f"unknown PhotoRejected reason {reason!r}")
+        super().__init__(detail or reason)
+        self.reason = reason
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[PhotoRejected], tuple[RejectReason, str]]:
+        # Keeps the reason when pickled (e.g. across a process pool).
+        return (type(self), (self.reason, self.detail))
+
+
+@dataclass(frozen=True)
+class ProcessedPhoto:
+    """What was stored and what the caller needs for deduplication and location."""
+
+    sha256: str  # of the original bytes: the same file sent twice
+    path: str  # relative to media_dir, named by the sha256 of the stored bytes
+    size: int  # stored bytes
+    width: int  # of the stored image, after EXIF rotation and downscaling
+    height: int
+    phash: str  # 64-bit difference hash, 16 lowercase hex chars
+    gps: tuple[float, float] | None  # (lat, lon) WGS84 from EXIF
+    format: str  # detected source format, one of ACCEPTED_FORMATS
+
+
+def sniff_format(data: bytes) -> str:
+    """Name the format from magic bytes alone, so Pillow only ever runs the matching parser.
+
+    Returns an ACCEPTED_FORMATS name; raises PhotoRejected otherwise.
+    """
+    if not data:
+        raise PhotoRejected("empty", "0 bytes")
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[4:8] == b"ftyp":
+        return _sniff_isobmff(data)
+    if data.startswith(_UNSUPPORTED_SIGNATURES) or _looks_like_bmp(data) or _looks_like_svg(data):
+        raise PhotoRejected("unsupported_format", f"image format not accepted: {data[:12]!r}")
+    raise PhotoRejected("not_image", f"unrecognised content: {data[:12]!r}")
+
+
+def _sniff_isobmff(data: bytes) -> str:
+    """HEIC shares its container with MP4 and AVIF: tell them apart by the ftyp brands."""
+    box_size = int.from_bytes(data[:4], "big")
+    major = data[8:12]
+    end = min(box_size, len(data), 4096) if box_size >= 16 else 16
+    compatible = {data[i : i + 4] for i in range(16, end - 3, 4)}
+    brands = {major} | compatible
+    if major in _HEIF_BRANDS or (major in _HEIF_GENERIC_BRANDS and brands & _HEIF_BRANDS):
+        return "HEIF"
+    if brands & _UNSUPPORTED_ISOBMFF_BRANDS:
+        raise PhotoRejected("unsupported_format", f"ISO-BMFF image brand {major!r}")
+    if major in _HEIF_GENERIC_BRANDS:
+        # A HEIF whose codec is not declared: let libheif decide, it fails cleanly if foreign.
+        return "HEIF"
+    raise PhotoRejected("not_image", f"ISO-BMFF brand {major!r} (video or other media)")
+
+
+def _looks_like_bmp(data: bytes) -> bool:
+    return data[:2] == b"BM" and int.from_bytes(data[14:18], "little") in _BMP_HEADER_SIZES
+
+
+def _looks_like_svg(data: bytes) -> bool:
+    head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith((b"<svg", b"<?xml")) and b"<svg" in head
+
+
+def process_image(
+    data: bytes,
+    media_dir: Path,
+    *,
+    max_bytes: int = 20 * 1024 * 1024,
+    max_pixels: int = 50_000_000,
+) -> ProcessedPhoto:
+    """Validate, normalise and store one photo; CPU-bound, so call it via asyncio.to_thread.
+
+    The effective pixel limit is also bounded by Pillow's global `Image.MAX_IMAGE_PIXELS` * 2.
+    """
+    if not data:
+        raise PhotoRejected("empty", "0 bytes")
+    if len(data) > max_bytes:
+        raise PhotoRejected("too_large", f"{len(data)} bytes > {max_bytes}")
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        # Process-wide switch: with it on, half-received photos would be stored as grey smears.
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True; refusing to decode photos")
+    fmt = sniff_format(data)
+    original_sha = hashlib.sha256(data).hexdigest()
+
+    with _open_checked(data, fmt, max_pixels) as img:
+        gps = _read_gps(img)
+        pixels = _normalise(img)
+
+    stored = _encode_jpeg(pixels)
+    stored_sha = hashlib.sha256(stored).hexdigest()
+    rel_path = f"{stored_sha[:2]}/{stored_sha}.jpg"
+    _store_atomically(media_dir / rel_path, stored)
+    return ProcessedPhoto(
+        sha256=original_sha,
+        path=rel_path,
+        size=len(stored),
+        width=pixels.width,
+        height=pixels.height,
+        phash=_dhash(pixels),
+        gps=gps,
+        format=fmt,
+    )
+
+
+def _open_checked(data: bytes, fmt: str, max_pixels: int) -> ImageFile.ImageFile:
+    """Open with only the sniffed format's parser, check the pixel count, then decode."""
+    try:
+        img = Image.open(io.BytesIO(data), formats=[fmt])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # The warning arrives as an exception only where warnings are errors (-W error).
+        raise PhotoRejected("too_many_pixels", str(exc)) from exc
+    except Exception as exc:  # any parser failure on untrusted input means unusable bytes
+        raise PhotoRejected("corrupt", f"{fmt} header unreadable: {exc!r}") from exc
+    try:
+        if img.format != fmt:
+            raise PhotoRejected("corrupt", f"sniffed {fmt}, Pillow read {img.format}")
+        width, height = img.size
+        if width <= 0 or height <= 0:
+            raise PhotoRejected("corrupt", f"bad dimensions {width}x{height}")
+        if width * height > max_pixels:
+            raise PhotoRejected(
+                "too_many_pixels", f"{width}x{height} = {width * height} px > {max_pixels}"
+            )
+        if fmt == "JPEG" and max(width, height) > MAX_SIDE:
+            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: far less memory and time.
+            scale = MAX_SIDE / max(width, height)
+            img.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
+        img.load()
+    except PhotoRejected:
+        img.close()
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        img.close()
+        raise PhotoRejected("too_many_pixels", str(exc)) from exc
+    except Exception as exc:  # truncated data, bad Huffman tables, libheif errors, ...
+        img.close()
+        raise PhotoRejected("corrupt", f"{fmt} did not decode: {exc!r}") from exc
+    return img
+
+
+def _read_gps(img: Image.Image) -> tuple[float, float] | None:
+    """(lat, lon) from the EXIF GPS IFD; malformed metadata is ignored, never fatal."""
+    try:
+        gps_ifd = img.getexif().get_ifd(ExifTags.IFD.GPSInfo)
+        if not gps_ifd:
+            return None
+        lat = _gps_coordinate(
+            gps_ifd.get(ExifTags.GPS.GPSLatitude), gps_ifd.get(ExifTags.GPS.GPSLatitudeRef), "NS"
+        )
+        lon = _gps_coordinate(
+            gps_ifd.get(ExifTags.GPS.GPSLongitude), gps_ifd.get(ExifTags.GPS.GPSLongitudeRef), "EW"
+        )
+    except Exception as exc:  # hostile or broken EXIF must not cost the resident their report
+        log.debug("unreadable EXIF GPS: %r", exc)
+        return None
+    if lat is None or lon is None:
+        return None
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0) or (lat == 0.0 and lon == 0.0):
+        return None  # (0, 0) is what broken phones write when they had no fix
+    return (lat, lon)
+
+
+def _gps_coordinate(value: object, ref: object, refs: str) -> float | None:
+    """Degrees from EXIF (deg, min, sec) rationals; the ref letter gives the sign."""
+    if isinstance(ref, bytes):
+        ref = ref.decode("ascii", "replace")
+    if not isinstance(ref, str):
+        return None
+    ref = ref.strip("\x00 ").upper()
+    if ref not in refs:
+        return None
+    parts: Sequence[Any] = value if isinstance(value, tuple | list) else (value,)
+    if not 1 <= len(parts) <= 3:
+        return None
+    numbers = [float(p) for p in parts]
+    if any(not math.isfinite(n) or n < 0 for n in numbers):
+        return None
+    degrees = sum(n / 60.0**i for i, n in enumerate(numbers))
+    return -degrees if ref == refs[1] else degrees
+
+
+def _normalise(img: Image.Image) -> Image.Image:
+    """Upright, at most MAX_SIDE, sRGB, alpha flattened onto white: the pixels we keep."""
+    icc = img.info.get("icc_profile")
+    try:
+        upright = ImageOps.exif_transpose(img)
+    except Exception as exc:  # a bad orientation tag should not lose the photo
+        log.debug("EXIF orientation ignored: %r", exc)
+        upright = img.copy()
+
+    if upright.mode in ("I", "F") or upright.mode.startswith("I;16"):
+        # 16-bit greyscale: Pillow's plain convert() would clip everything above 255 to white.
+        upright = upright.convert("I").point(lambda v: v / 256).convert("L")
+    elif upright.mode in ("P", "PA", "1", "La", "RGBa") or "transparency" in upright.info:
+        has_alpha = upright.mode in ("PA", "La", "RGBa") or "transparency" in upright.info
+        upright = upright.convert("RGBA" if has_alpha else "RGB")
+
+    longest = max(upright.size)
+    if longest > MAX_SIDE:
+        scale = MAX_SIDE / longest
+        new_size = (
+            max(1, round(upright.width * scale)),
+            max(1, round(upright.height * scale)),
+        )
+        upright = upright.resize(new_size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+    if isinstance(icc, bytes) and icc and upright.mode in ("RGB", "RGBA", "CMYK", "L"):
+        upright = _to_srgb(upright, icc)
+
+    if upright.mode in ("RGBA", "LA"):
+        rgba = upright.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        flat = Image.alpha_composite(white, rgba).convert("RGB")
+    else:
+        flat = upright.convert("RGB")
+    # A brand-new image: nothing from the source's info (EXIF, XMP, ICC, comments) can follow.
+    clean = Image.new("RGB", flat.size)
+    clean.paste(flat)
+    return clean
+
+
+def _to_srgb(img: Image.Image, icc: bytes) -> Image.Image:
+    """Convert through the embedded profile, since the profile itself is about to be dropped.
+
+    iPhones shoot in Display P3; without this their photos would look washed out.
+    """
+    out_mode = "RGBA" if img.mode == "RGBA" else "RGB"
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        converted = ImageCms.profileToProfile(
+            img, source, ImageCms.createProfile("sRGB"), outputMode=out_mode
+        )
+    except Exception as exc:  # a broken or mismatched profile: keep the raw values
+        log.debug("ICC profile ignored: %r", exc)
+        return img
+    return converted if converted is not None else img
+
+
+def _encode_jpeg(img: Image.Image) -> bytes:
+    """Bare baseline JPEG: no EXIF, ICC, XMP or comment is passed, and the image carries none."""
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=JPEG_QUALITY, optimize=True)
+    return buf.getvalue()
+
+
+def _dhash(img: Image.Image) -> str:
+    """Difference hash: survives re-encoding and resizing, so re-sent photos can be spotted."""
+    small = img.convert("L").resize((9, 8), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    px = small.tobytes()
+    bits = 0
+    for row in range(8):
+        for col in range(8):
+            left, right = px[row * 9 + col], px[row * 9 + col + 1]
+            bits = (bits << 1) | (left > right)
+    return f"{bits:016x}"
+
+
+def phash_distance(a: str, b: str) -> int:
+    """Hamming distance of two phash strings: 0 identical, ~32 unrelated."""
+    if len(a) != 16 or len(b) != 16:
+        raise ValueError(f"phash must be 16 hex chars, got {a!r} and {b!r}")
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def _store_atomically(target: Path, data: bytes) -> None:
+    """Write-then-rename in the same directory, so readers never see half a file."""
+    try:
+        if target.stat().st_size == len(data):
+            return  # content-addressed: same name, same bytes
+    except FileNotFoundError:
+        pass
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable across a power cut (POSIX only)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def open_stored(media_dir: Path, path: str) -> bytes:
+    """Read a stored photo; `path` comes from the database, so refuse anything leaving media_dir.
+
+    Raises ValueError for a refused path and FileNotFoundError for a missing file.
+    """
+    parts = path.split("/")
+    if (
+        not path
+        or "\x00" in path
+        or "\\" in path
+        or PurePosixPath(path).is_absolute()
+        or any(part in ("", ".", "..") for part in parts)
+    ):
+        raise ValueError(f"refused stored path {path!r}")
+    base = media_dir.resolve()
+    target = (base / path).resolve()
+    if not target.is_relative_to(base) or target == base:
+        raise ValueError(f"stored path {path!r} escapes media_dir")
+    return target.read_bytes()
+
+
+class _CappedBuffer(io.BytesIO):
+    """A download destination that refuses to grow past the cap, even if the size was unknown."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__()
+        self._cap = cap
+
+    def write(self, buffer: ReadableBuffer, /) -> int:
+        size = memoryview(buffer).nbytes
+        if self.tell() + size > self._cap:
+            raise PhotoRejected("too_large", f"download exceeded {self._cap} bytes")
+        return super().write(buffer)
+
+
+async def download(bot: Bot, file_id: str, *, declared_size: int | None, max_bytes: int) -> bytes:
+    """Fetch a Telegram file into memory, refusing oversize files before and while downloading."""
+    if declared_size is not None and declared_size > max_bytes:
+        raise PhotoRejected("too_large", f"declared {declared_size} bytes > {max_bytes}")
+    try:
+        file = await bot.get_file(file_id)
+    except TelegramBadRequest as exc:
+        if "file is too big" in exc.message.lower():
+            raise PhotoRejected("too_large", f"getFile: {exc.message}") from exc
+        raise
+    if file.file_size is not None and file.file_size > max_bytes:
+        raise PhotoRejected("too_large", f"getFile size {file.file_size} bytes > {max_bytes}")
+    if not file.file_path:
+        raise RuntimeError(f"getFile returned no file_path for {file_id!r}")
+    buffer = _CappedBuffer(max_bytes)
+    await bot.download_file(file.file_path, destination=buffer, timeout=DOWNLOAD_TIMEOUT)
+    return buffer.getvalue()
+
+
+__all__ = [
+    "ACCEPTED_FORMATS",
+    "REJECT_REASONS",
+    "PhotoRejected",
+    "ProcessedPhoto",
+    "RejectReason",
+    "download",
+    "open_stored",
+    "phash_distance",
+    "process_image",
+    "sniff_format",
+]
