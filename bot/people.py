@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import select
@@ -32,7 +33,7 @@ def check_scope(district: District, role: str, scope: str | None, kind: str | No
         raise PeopleError("an admin has no scope; drop --lane/--street/--department")
     elif expected is not None and kind != expected:
         raise PeopleError(f"a {role} needs --{expected}")
-    known = {
+    known: dict[str, Mapping[str, object]] = {
         "lane": district.lanes,
         "street": district.street_offices,
         "department": district.departments,

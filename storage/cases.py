@@ -18,7 +18,7 @@ async def next_case_serial(session: AsyncSession, day: str) -> int:
     The increment is one UPDATE … RETURNING: PostgreSQL row-locks the counter and SQLite holds
     the database write lock, so concurrent transactions queue instead of reading the same value.
     """
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.execute(
         insert(CaseCounter).values(day=day, last=0).on_conflict_do_nothing(index_elements=["day"])
     )
@@ -29,7 +29,7 @@ async def next_case_serial(session: AsyncSession, day: str) -> int:
         .returning(CaseCounter.last)
     )
     assert serial is not None
-    return serial
+    return int(serial)
 
 
 async def case_by_number(session: AsyncSession, number: str) -> Case | None:

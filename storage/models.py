@@ -63,7 +63,10 @@ class Person(Base):
     created_at: Mapped[datetime]
 
     roles: Mapped[list[Role]] = relationship(
-        back_populates="person", cascade="all, delete-orphan", lazy="selectin"
+        back_populates="person",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        foreign_keys="Role.person_id",
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from bot.access import ROLES
 from bot.clock import SystemClock
@@ -89,7 +90,7 @@ async def _list(args: argparse.Namespace) -> int:
     try:
         async with make_sessionmaker(engine)() as session:
             people = await everyone_with_roles(session)
-            rows = [
+            rows: list[dict[str, Any]] = [
                 {
                     "telegram_id": p.telegram_id,
                     "name": p.name,

@@ -136,7 +136,7 @@ async def note_received(message: Message, state: FSMContext, out: Outbox, person
     try:
         add_note(out.session, case, person.id, message.text or "", out.now)
     except CaseError as exc:
-        me.say(f"error.{exc.code}", **exc.details)
+        me.text(me.t(f"error.{exc.code}", **exc.details))
         if exc.code not in ("empty_note", "note_too_long"):
             await state.clear()
         return
@@ -162,7 +162,7 @@ async def photo_for_case(
     try:
         await add_photo(out.session, case, person.id, photo, out.now)
     except CaseError as exc:
-        me.say(f"error.{exc.code}", **exc.details)
+        me.text(me.t(f"error.{exc.code}", **exc.details))
         await state.clear()
         return
     await state.clear()

@@ -5,7 +5,7 @@ A pure decision from plain values, with the reasons that go onto the case's time
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from bot.district import Category, District
@@ -47,26 +47,27 @@ def decide(
         why.append("category unknown: triage")
         return Decision(TRIAGE, street_id, lane_id, None, reasons=tuple(why))
     response_due, resolve_due = due_times(category, now)
-    common = {
-        "street_id": street_id,
-        "lane_id": lane_id,
-        "category_id": category.id,
-        "response_due_at": response_due,
-        "resolve_due_at": resolve_due,
-    }
+    base = Decision(
+        TRIAGE,
+        street_id,
+        lane_id,
+        category.id,
+        response_due_at=response_due,
+        resolve_due_at=resolve_due,
+    )
     if category.department_id is not None:
         why.append(f"category {category.id} is handled by department {category.department_id}")
-        return Decision(
-            DEPARTMENT, department_id=category.department_id, reasons=tuple(why), **common
+        return replace(
+            base, target=DEPARTMENT, department_id=category.department_id, reasons=tuple(why)
         )
     if lane_id is None:
         why.append("no lane: triage of the street office")
-        return Decision(TRIAGE, reasons=tuple(why), **common)
-    if chief_id is None:
+    elif chief_id is None:
         why.append(f"lane {lane_id} has no chief: triage of the street office")
-        return Decision(TRIAGE, reasons=tuple(why), **common)
-    why.append(f"category {category.id} is handled by the chief of lane {lane_id}")
-    return Decision(CHIEF, chief_id=chief_id, reasons=tuple(why), **common)
+    else:
+        why.append(f"category {category.id} is handled by the chief of lane {lane_id}")
+        return replace(base, target=CHIEF, chief_id=chief_id, reasons=tuple(why))
+    return replace(base, reasons=tuple(why))
 
 
 def due_times(category: Category, start: datetime) -> tuple[datetime, datetime]:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 01:02:24.628125
+Create Date: 2026-11-23 01:15:26.927624
 """
 from collections.abc import Sequence
 
@@ -86,6 +86,19 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('person_id', 'role', 'scope', name='uq_role_scope')
     )
+    op.create_table('category_labels',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('category_id', sa.String(length=64), nullable=False),
+    sa.Column('previous_category_id', sa.String(length=64), nullable=True),
+    sa.Column('source', sa.String(length=20), nullable=False),
+    sa.Column('labelled_by', sa.Integer(), nullable=True),
+    sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['labelled_by'], ['people.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('outbox',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('chat_id', sa.BigInteger(), nullable=False),
@@ -164,6 +177,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_outbox_chat')
 
     op.drop_table('outbox')
+    op.drop_table('category_labels')
     op.drop_table('roles')
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_index('ix_cases_state_street')
