@@ -27,3 +27,19 @@ def can_view(person: Person, case: Case) -> bool:
         or (r.role == OFFICER and r.scope == case.department_id and case.department_id is not None)
         for r in person.roles
     )
+
+
+def may_supervise(person: Person, case: Case) -> bool:
+    """Admins, and supervisors of the case's street office, may step in on any card."""
+    return has_role(person, ADMIN) or (
+        case.street_id is not None and has_role(person, SUPERVISOR, case.street_id)
+    )
+
+
+def may_handle(person: Person, case: Case) -> bool:
+    """The current assignee: the lane chief, an officer of the department, or a supervisor."""
+    if may_supervise(person, case):
+        return True
+    if case.assignee_id is not None and case.assignee_id == person.id:
+        return True
+    return case.department_id is not None and has_role(person, OFFICER, case.department_id)

@@ -42,6 +42,18 @@ ACTIONS = (
     "duplicate",
     "plus_one",
     "categorised",
+    "accepted",
+    "whistled",
+    "reported_for_duty",
+    "resolved",
+    "transferred",
+    "rejected",
+    "rated",
+    "commented",
+    "reopened",
+    "closed",
+    "reminded",
+    "escalated",
 )
 
 MAX_DESCRIPTION = 2000
@@ -128,9 +140,9 @@ async def create_case(
     session.add(case)
     await session.flush()
     for item in draft.photos:
-        case.photos.append(_photo(case.id, item, "before", now))
+        case.photos.append(photo_row(case.id, item, "before", now))
     await session.flush()
-    _event(
+    record(
         session,
         case,
         draft.reporter_id,
@@ -154,7 +166,7 @@ def withdraw(session: AsyncSession, case: Case, actor_id: int, now: datetime) ->
     case.state = WITHDRAWN
     case.closed_at = now
     case.updated_at = now
-    return _event(session, case, actor_id, "withdrawn", now)
+    return record(session, case, actor_id, "withdrawn", now)
 
 
 def add_note(
@@ -167,7 +179,7 @@ def add_note(
     if len(note) > MAX_NOTE:
         raise CaseError("note_too_long", limit=MAX_NOTE)
     case.updated_at = now
-    return _event(session, case, actor_id, "note", now, note=note)
+    return record(session, case, actor_id, "note", now, note=note)
 
 
 async def add_photo(
@@ -176,11 +188,11 @@ async def add_photo(
     _check_addable(case, actor_id)
     if len(case.photos) >= MAX_PHOTOS * 2:
         raise CaseError("too_many_photos", limit=MAX_PHOTOS * 2)
-    row = _photo(case.id, photo, "before", now)
+    row = photo_row(case.id, photo, "before", now)
     case.photos.append(row)
     await session.flush()
     case.updated_at = now
-    return _event(session, case, actor_id, "photo_added", now, photo_id=row.id)
+    return record(session, case, actor_id, "photo_added", now, photo_id=row.id)
 
 
 def _check_addable(case: Case, actor_id: int) -> None:
@@ -190,7 +202,7 @@ def _check_addable(case: Case, actor_id: int) -> None:
         raise CaseError("case_closed", state=case.state)
 
 
-def _photo(case_id: int, item: PhotoInput, kind: str, now: datetime) -> Photo:
+def photo_row(case_id: int, item: PhotoInput, kind: str, now: datetime) -> Photo:
     return Photo(
         case_id=case_id,
         kind=kind,
@@ -206,7 +218,7 @@ def _photo(case_id: int, item: PhotoInput, kind: str, now: datetime) -> Photo:
     )
 
 
-def _event(
+def record(
     session: AsyncSession,
     case: Case,
     actor_id: int | None,
@@ -252,7 +264,7 @@ def dispatch(
     case.resolve_due_at = resolve_due_at
     case.updated_at = now
     action = "triaged" if state == TRIAGE else "dispatched"
-    return _event(session, case, None, action, now, data=data)
+    return record(session, case, None, action, now, data=data)
 
 
 def mark_duplicate(
@@ -263,8 +275,8 @@ def mark_duplicate(
     case.duplicate_of_id = original.id
     case.closed_at = now
     case.updated_at = now
-    _event(session, case, None, "duplicate", now, note=original.number, data=data)
-    _event(
+    record(session, case, None, "duplicate", now, note=original.number, data=data)
+    record(
         session,
         original,
         case.reporter_id,
@@ -297,6 +309,6 @@ def categorise(
     case.category_id = category_id
     case.category_confidence = 1.0
     case.updated_at = now
-    return _event(
+    return record(
         session, case, actor_id, "categorised", now, data={"category": category_id, "was": previous}
     )

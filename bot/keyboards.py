@@ -128,4 +128,6 @@ def triage_keyboard(lang: str, district: District, case_id: int) -> InlineKeyboa
         _button(district.name(c, lang), TriagePick(case_id=case_id, category=c.id))
         for c in district.categories.values()
     ]
-    return InlineKeyboardMarkup(inline_keyboard=[buttons[i : i + 2] for i in range(0, len(buttons), 2)])
+    return InlineKeyboardMarkup(
+        inline_keyboard=[buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    )

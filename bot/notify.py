@@ -20,7 +20,6 @@ async def announce(ctx: AppContext, out: Outbox, routed: Routed, reporter: Perso
     """Tell the reporter where the case went and give its handlers the card."""
     case = routed.case
     me = out.to(reporter)
-    district = ctx.district
     if routed.duplicate_of is not None:
         original = routed.duplicate_of
         reports = await _reports(out.session, original)
@@ -82,7 +81,9 @@ async def _handlers(out: Outbox, ctx: AppContext, case: Case) -> list[Recipient]
             office = ctx.district.street_offices.get(case.street_id)
             if office and office.triage_chat_id:
                 recipients.append(out.chat(office.triage_chat_id, "zh"))
-            recipients += [out.to(p) for p in await people_with_role(session, SUPERVISOR, case.street_id)]
+            recipients += [
+                out.to(p) for p in await people_with_role(session, SUPERVISOR, case.street_id)
+            ]
         return _unique(recipients)
     if case.assignee_id is not None:
         chief = await session.get(Person, case.assignee_id)
@@ -92,7 +93,9 @@ async def _handlers(out: Outbox, ctx: AppContext, case: Case) -> list[Recipient]
         department = ctx.district.departments.get(case.department_id)
         if department and department.chat_id:
             recipients.append(out.chat(department.chat_id, "zh"))
-        recipients += [out.to(p) for p in await people_with_role(session, OFFICER, case.department_id)]
+        recipients += [
+            out.to(p) for p in await people_with_role(session, OFFICER, case.department_id)
+        ]
     return _unique(recipients)
 
 
@@ -110,4 +113,3 @@ async def _reports(session: AsyncSession, original: Case) -> int:
     """The original report and every duplicate linked to it."""
     rows = await session.scalars(select(Case.id).where(Case.duplicate_of_id == original.id))
     return 1 + len(rows.all())
-

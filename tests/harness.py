@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from aiogram import Dispatcher
-from bot.sandbox.emulator import TelegramEmulator
 from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +19,7 @@ from bot.app import app_context, make_bot, make_dispatcher
 from bot.clock import FakeClock
 from bot.config import SAMPLE_DISTRICT_DIR, Settings
 from bot.context import AppContext
+from bot.sandbox.emulator import TelegramEmulator
 from storage.models import Case, CaseEvent, OutboxMessage, Photo
 
 TOKEN = "123456789:TEST-token-for-the-emulator"

@@ -48,9 +48,7 @@ def test_every_key_the_code_uses_is_translated() -> None:
     assert missing == []
 
 
-@pytest.mark.parametrize(
-    "state", sorted(cases.OPEN_STATES | cases.FINAL_STATES), ids=lambda s: s
-)
+@pytest.mark.parametrize("state", sorted(cases.OPEN_STATES | cases.FINAL_STATES), ids=lambda s: s)
 def test_every_state_has_a_name(state: str) -> None:
     assert f"state.{state}" in catalogue("en")
 
@@ -70,8 +68,11 @@ def test_default_language_follows_telegram(code: str | None, lang: str) -> None:
 
 
 def test_every_timeline_action_has_a_name() -> None:
-    source = (ROOT / "bot" / "cases.py").read_text(encoding="utf-8")
-    actions = set(re.findall(r'_event\(\s*session,\s*\w+,\s*[\w.]+,\s*"(\w+)"', source))
+    source = "".join(
+        (ROOT / "bot" / f).read_text(encoding="utf-8") for f in ("cases.py", "handling.py")
+    )
+    actions = set(re.findall(r'record\(\s*session,\s*\w+,\s*[\w.]+,\s*"(\w+)"', source))
+    assert {"submitted", "accepted", "rated"} <= actions
     assert actions <= set(cases.ACTIONS)
     en = catalogue("en")
     assert sorted(a for a in cases.ACTIONS if f"event.{a}" not in en) == []

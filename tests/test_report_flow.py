@@ -1,4 +1,4 @@
-"""A resident reports a street problem, end to end: the real bot, the emulated Telegram, a database."""
+"""A resident reports a street problem end to end: the real bot, emulated Telegram, a database."""
 
 from __future__ import annotations
 

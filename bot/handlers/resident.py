@@ -14,8 +14,8 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from bot.cases import MAX_DESCRIPTION, MAX_PHOTOS, CaseError, ReportDraft, create_case
 from bot.context import AppContext
 from bot.handlers.intake import IntakeRefused, photo_from_data, photo_to_data, take_photo
-from bot.notify import announce
 from bot.keyboards import ReportAction, edit_keyboard, location_keyboard, summary_keyboard
+from bot.notify import announce
 from bot.outgoing import Outbox, Recipient
 from bot.routing.locate import LaneMatch, NoLane, OutsideDistrict
 from bot.routing.pipeline import route_new_case

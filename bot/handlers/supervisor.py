@@ -65,7 +65,8 @@ async def triage_pick(
     await query.answer(me.t("triage.sorted", number=case.number))
     if query.message is not None:
         me.edit_text(
-            card(me.language, ctx.district, case, ctx.settings.tz), message_id=query.message.message_id
+            card(me.language, ctx.district, case, ctx.settings.tz),
+            message_id=query.message.message_id,
         )
     if decision.target == TRIAGE:
         me.say("triage.still_no_chief", number=case.number)

@@ -60,23 +60,29 @@ async def find_duplicate(
     return best[1], f"same category within {best[0]:.0f} m"
 
 
-async def _same_photo(session: AsyncSession, case: Case, since: datetime) -> tuple[Case, str] | None:
+async def _same_photo(
+    session: AsyncSession, case: Case, since: datetime
+) -> tuple[Case, str] | None:
     if not case.photos:
         return None
     rows: Sequence[tuple[Photo, Case]] = (
-        await session.execute(
-            select(Photo, Case)
-            .join(Case, Case.id == Photo.case_id)
-            .where(
-                Case.id != case.id,
-                # Near-identical photos are looked for in the same street office only.
-                Case.street_id == case.street_id if case.street_id else Case.id.is_not(None),
-                Case.state.in_(OPEN_STATES),
-                Case.duplicate_of_id.is_(None),
-                Case.created_at >= since,
+        (
+            await session.execute(
+                select(Photo, Case)
+                .join(Case, Case.id == Photo.case_id)
+                .where(
+                    Case.id != case.id,
+                    # Near-identical photos are looked for in the same street office only.
+                    Case.street_id == case.street_id if case.street_id else Case.id.is_not(None),
+                    Case.state.in_(OPEN_STATES),
+                    Case.duplicate_of_id.is_(None),
+                    Case.created_at >= since,
+                )
             )
         )
-    ).tuples().all()
+        .tuples()
+        .all()
+    )
     mine = {p.sha256 for p in case.photos}
     hashes = [p.phash for p in case.photos if p.phash]
     for photo, other in rows:

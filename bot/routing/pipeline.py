@@ -1,4 +1,4 @@
-"""A new case's way through routing: classify, locate, deduplicate, dispatch; all on its timeline."""
+"""A new case's way through routing: classify, locate, deduplicate, dispatch, on its timeline."""
 
 from __future__ import annotations
 

@@ -1,0 +1,248 @@
+"""The handling loop: accept, whistle, report for duty, resolve, transfer, reject, rate, close.
+
+One function per transition. Each checks the case's state and the actor's right to act (see
+`bot.access.may_handle`), changes the case and writes one event. No Telegram here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.access import may_handle
+from bot.cases import (
+    ACCEPTED,
+    CLOSED,
+    DISPATCHED,
+    MAX_NOTE,
+    REJECTED,
+    RESOLVED,
+    TRIAGE,
+    WHISTLED,
+    CaseError,
+    PhotoInput,
+    photo_row,
+    record,
+)
+from storage.models import Case, CaseEvent, Person
+
+LOW_RATING = 2  # a rating of 1–2 reopens the case
+SATISFIED = 4  # 4–5 counts as satisfied in the KPIs
+RATING_REMINDER = timedelta(hours=24)
+RATING_WINDOW = timedelta(hours=72)
+
+ACCEPTABLE = frozenset({DISPATCHED})
+WHISTLABLE = frozenset({DISPATCHED, ACCEPTED})
+RESOLVABLE = frozenset({ACCEPTED})
+TRANSFERABLE = frozenset({TRIAGE, DISPATCHED, ACCEPTED})
+REJECTABLE = frozenset({TRIAGE, DISPATCHED, ACCEPTED})
+
+
+@dataclass(frozen=True)
+class Reassignment:
+    """Where a transfer sends a case: another lane's chief, or back to triage."""
+
+    lane_id: str | None
+    street_id: str | None
+    chief_id: int | None
+
+
+def _require(case: Case, states: frozenset[str], action: str) -> None:
+    if case.state not in states:
+        raise CaseError("wrong_state", state=case.state, action=action)
+
+
+def _require_handler(case: Case, actor: Person) -> None:
+    if not may_handle(actor, case):
+        raise CaseError("not_assignee")
+
+
+def _note(note: str, *, required: bool) -> str | None:
+    note = note.strip()
+    if required and not note:
+        raise CaseError("reason_required")
+    if len(note) > MAX_NOTE:
+        raise CaseError("note_too_long", limit=MAX_NOTE)
+    return note or None
+
+
+def accept(session: AsyncSession, case: Case, actor: Person, now: datetime) -> CaseEvent:
+    """The chief or department takes the case on (接单): the response is recorded."""
+    _require(case, ACCEPTABLE, "accept")
+    _require_handler(case, actor)
+    case.state = ACCEPTED
+    case.updated_at = now
+    within = case.response_due_at is None or now <= case.response_due_at
+    return record(session, case, actor.id, "accepted", now, data={"within_limit": within})
+
+
+def whistle(
+    session: AsyncSession, case: Case, actor: Person, department_id: str, note: str, now: datetime
+) -> CaseEvent:
+    """The chief cannot fix it alone (吹哨): the department must report for duty."""
+    _require(case, WHISTLABLE, "whistle")
+    _require_handler(case, actor)
+    if case.department_id == department_id:
+        raise CaseError("already_with_department")
+    case.state = WHISTLED
+    case.department_id = department_id
+    case.updated_at = now
+    return record(
+        session,
+        case,
+        actor.id,
+        "whistled",
+        now,
+        note=_note(note, required=False),
+        data={"department": department_id},
+    )
+
+
+def report_for_duty(
+    session: AsyncSession, case: Case, actor: Person, now: datetime, *, whistled_at: datetime
+) -> CaseEvent:
+    """The department answers the whistle (报到) and takes the case on with the chief."""
+    _require(case, frozenset({WHISTLED}), "report_for_duty")
+    _require_handler(case, actor)
+    case.state = ACCEPTED
+    case.updated_at = now
+    seconds = int((now - whistled_at).total_seconds())
+    return record(
+        session,
+        case,
+        actor.id,
+        "reported_for_duty",
+        now,
+        data={"department": case.department_id, "response_s": seconds},
+    )
+
+
+async def resolve(
+    session: AsyncSession,
+    case: Case,
+    actor: Person,
+    note: str,
+    photo: PhotoInput | None,
+    now: datetime,
+) -> CaseEvent:
+    """It is fixed (办结): an after-photo and a short note for the resident."""
+    _require(case, RESOLVABLE, "resolve")
+    _require_handler(case, actor)
+    text = _note(note, required=True)
+    photo_id = None
+    if photo is not None:
+        row = photo_row(case.id, photo, "after", now)
+        case.photos.append(row)
+        await session.flush()
+        photo_id = row.id
+    case.state = RESOLVED
+    case.updated_at = now
+    within = case.resolve_due_at is None or now <= case.resolve_due_at
+    return record(
+        session,
+        case,
+        actor.id,
+        "resolved",
+        now,
+        note=text,
+        photo_id=photo_id,
+        data={"within_limit": within},
+    )
+
+
+def transfer(
+    session: AsyncSession,
+    case: Case,
+    actor: Person,
+    to: Reassignment,
+    reason: str,
+    now: datetime,
+) -> CaseEvent:
+    """Send the case to another lane's chief, or back to the street office's triage (转派)."""
+    _require(case, TRANSFERABLE, "transfer")
+    _require_handler(case, actor)
+    text = _note(reason, required=True)
+    if to.lane_id is not None and to.lane_id == case.lane_id and to.chief_id == case.assignee_id:
+        raise CaseError("same_lane")
+    data = {"from_lane": case.lane_id, "to_lane": to.lane_id}
+    case.lane_id = to.lane_id or case.lane_id
+    case.street_id = to.street_id or case.street_id
+    case.assignee_id = to.chief_id
+    case.department_id = None
+    case.state = DISPATCHED if to.chief_id is not None else TRIAGE
+    case.updated_at = now
+    return record(session, case, actor.id, "transferred", now, note=text, data=data)
+
+
+def reject(
+    session: AsyncSession, case: Case, actor: Person, reason: str, now: datetime
+) -> CaseEvent:
+    """Not a public matter, or not real (退回): a reason is required and the resident sees it."""
+    _require(case, REJECTABLE, "reject")
+    _require_handler(case, actor)
+    text = _note(reason, required=True)
+    case.state = REJECTED
+    case.closed_at = now
+    case.updated_at = now
+    return record(session, case, actor.id, "rejected", now, note=text)
+
+
+def rate(
+    session: AsyncSession, case: Case, reporter_id: int, stars: int, now: datetime
+) -> CaseEvent:
+    """The resident rates the result: 3–5 closes the case, 1–2 reopens it with priority."""
+    _require(case, frozenset({RESOLVED}), "rate")
+    if case.reporter_id != reporter_id:
+        raise CaseError("not_reporter")
+    if not 1 <= stars <= 5:
+        raise CaseError("bad_rating")
+    case.rating = stars
+    case.updated_at = now
+    event = record(session, case, reporter_id, "rated", now, data={"stars": stars})
+    if stars <= LOW_RATING:
+        _reopen(session, case, reporter_id, now, why="low rating")
+    else:
+        case.state = CLOSED
+        case.closed_at = now
+        record(session, case, None, "closed", now, data={"rated": True})
+    return event
+
+
+def not_fixed(session: AsyncSession, case: Case, reporter_id: int, now: datetime) -> CaseEvent:
+    """The resident says it is not fixed: reopened to the same assignee, with priority."""
+    _require(case, frozenset({RESOLVED}), "not_fixed")
+    if case.reporter_id != reporter_id:
+        raise CaseError("not_reporter")
+    return _reopen(session, case, reporter_id, now, why="not fixed")
+
+
+def _reopen(
+    session: AsyncSession, case: Case, actor_id: int | None, now: datetime, *, why: str
+) -> CaseEvent:
+    case.state = ACCEPTED
+    case.priority += 1
+    case.rating = None
+    case.closed_at = None
+    case.updated_at = now
+    return record(session, case, actor_id, "reopened", now, note=why)
+
+
+def add_comment(
+    session: AsyncSession, case: Case, reporter_id: int, comment: str, now: datetime
+) -> CaseEvent:
+    """The resident's optional words with a rating."""
+    if case.reporter_id != reporter_id:
+        raise CaseError("not_reporter")
+    text = _note(comment, required=True)
+    return record(session, case, reporter_id, "commented", now, note=text)
+
+
+def close_unrated(session: AsyncSession, case: Case, now: datetime) -> CaseEvent:
+    """No rating within the window: closed, and counted apart from rated cases."""
+    _require(case, frozenset({RESOLVED}), "close_unrated")
+    case.state = CLOSED
+    case.closed_at = now
+    case.updated_at = now
+    return record(session, case, None, "closed", now, data={"rated": False})
