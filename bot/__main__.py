@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "bot.cli.district",
     "bot.cli.people",
     "bot.cli.classifier",
+    "bot.cli.sandbox",
 )
 
 
