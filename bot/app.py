@@ -26,6 +26,7 @@ from bot.middlewares import UnitOfWork
 from bot.outgoing import Outbox
 from bot.routing.classify import Classifier, TextModel
 from bot.routing.locate import Locator
+from bot.scheduler import start_scheduler
 from storage.db import make_engine, make_sessionmaker
 
 log = logging.getLogger(__name__)
@@ -118,9 +119,11 @@ async def run_polling(settings: Settings, bot: Bot) -> None:
         dp = make_dispatcher(ctx, settings)
         await set_commands(bot)
         sender_task = asyncio.create_task(ctx.sender.run(), name="outbox-sender")
+        scheduler = start_scheduler(ctx)
         try:
             await dp.start_polling(bot, handle_signals=False)
         finally:
+            scheduler.shutdown(wait=False)
             ctx.sender.stop()
             await sender_task
             await dp.storage.close()

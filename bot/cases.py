@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import sla
 from storage.cases import case_by_idempotency_key, next_case_serial
 from storage.models import Case, CaseEvent, CategoryLabel, Photo
 
@@ -158,7 +159,7 @@ def can_follow(case: Case, person_id: int) -> bool:
     return case.reporter_id == person_id
 
 
-def withdraw(session: AsyncSession, case: Case, actor_id: int, now: datetime) -> CaseEvent:
+async def withdraw(session: AsyncSession, case: Case, actor_id: int, now: datetime) -> CaseEvent:
     if case.reporter_id != actor_id:
         raise CaseError("not_reporter")
     if case.state not in WITHDRAWABLE:
@@ -166,6 +167,7 @@ def withdraw(session: AsyncSession, case: Case, actor_id: int, now: datetime) ->
     case.state = WITHDRAWN
     case.closed_at = now
     case.updated_at = now
+    await sla.cancel(session, case, sla.RESPOND + sla.RESOLVE, now)
     return record(session, case, actor_id, "withdrawn", now)
 
 
@@ -242,7 +244,7 @@ def record(
     return event
 
 
-def dispatch(
+async def dispatch(
     session: AsyncSession,
     case: Case,
     now: datetime,
@@ -263,6 +265,8 @@ def dispatch(
     case.response_due_at = response_due_at
     case.resolve_due_at = resolve_due_at
     case.updated_at = now
+    await sla.cancel(session, case, sla.RESPOND + sla.RESOLVE, now)
+    sla.on_dispatched(session, case, now)
     action = "triaged" if state == TRIAGE else "dispatched"
     return record(session, case, None, action, now, data=data)
 

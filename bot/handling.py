@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import sla
 from bot.access import may_handle
 from bot.cases import (
     ACCEPTED,
@@ -30,8 +31,6 @@ from storage.models import Case, CaseEvent, Person
 
 LOW_RATING = 2  # a rating of 1–2 reopens the case
 SATISFIED = 4  # 4–5 counts as satisfied in the KPIs
-RATING_REMINDER = timedelta(hours=24)
-RATING_WINDOW = timedelta(hours=72)
 
 ACCEPTABLE = frozenset({DISPATCHED})
 WHISTLABLE = frozenset({DISPATCHED, ACCEPTED})
@@ -68,17 +67,18 @@ def _note(note: str, *, required: bool) -> str | None:
     return note or None
 
 
-def accept(session: AsyncSession, case: Case, actor: Person, now: datetime) -> CaseEvent:
+async def accept(session: AsyncSession, case: Case, actor: Person, now: datetime) -> CaseEvent:
     """The chief or department takes the case on (接单): the response is recorded."""
     _require(case, ACCEPTABLE, "accept")
     _require_handler(case, actor)
     case.state = ACCEPTED
     case.updated_at = now
+    await sla.cancel(session, case, sla.RESPOND, now)
     within = case.response_due_at is None or now <= case.response_due_at
     return record(session, case, actor.id, "accepted", now, data={"within_limit": within})
 
 
-def whistle(
+async def whistle(
     session: AsyncSession, case: Case, actor: Person, department_id: str, note: str, now: datetime
 ) -> CaseEvent:
     """The chief cannot fix it alone (吹哨): the department must report for duty."""
@@ -100,7 +100,7 @@ def whistle(
     )
 
 
-def report_for_duty(
+async def report_for_duty(
     session: AsyncSession, case: Case, actor: Person, now: datetime, *, whistled_at: datetime
 ) -> CaseEvent:
     """The department answers the whistle (报到) and takes the case on with the chief."""
@@ -139,6 +139,8 @@ async def resolve(
         photo_id = row.id
     case.state = RESOLVED
     case.updated_at = now
+    await sla.cancel(session, case, sla.RESPOND + sla.RESOLVE, now)
+    sla.on_resolved(session, case, now)
     within = case.resolve_due_at is None or now <= case.resolve_due_at
     return record(
         session,
@@ -152,7 +154,7 @@ async def resolve(
     )
 
 
-def transfer(
+async def transfer(
     session: AsyncSession,
     case: Case,
     actor: Person,
@@ -166,7 +168,7 @@ def transfer(
     text = _note(reason, required=True)
     if to.lane_id is not None and to.lane_id == case.lane_id and to.chief_id == case.assignee_id:
         raise CaseError("same_lane")
-    data = {"from_lane": case.lane_id, "to_lane": to.lane_id}
+    data: dict[str, object] = {"from_lane": case.lane_id, "to_lane": to.lane_id}
     case.lane_id = to.lane_id or case.lane_id
     case.street_id = to.street_id or case.street_id
     case.assignee_id = to.chief_id
@@ -176,7 +178,7 @@ def transfer(
     return record(session, case, actor.id, "transferred", now, note=text, data=data)
 
 
-def reject(
+async def reject(
     session: AsyncSession, case: Case, actor: Person, reason: str, now: datetime
 ) -> CaseEvent:
     """Not a public matter, or not real (退回): a reason is required and the resident sees it."""
@@ -186,11 +188,18 @@ def reject(
     case.state = REJECTED
     case.closed_at = now
     case.updated_at = now
+    await sla.cancel(session, case, sla.RESPOND + sla.RESOLVE, now)
     return record(session, case, actor.id, "rejected", now, note=text)
 
 
-def rate(
-    session: AsyncSession, case: Case, reporter_id: int, stars: int, now: datetime
+async def rate(
+    session: AsyncSession,
+    case: Case,
+    reporter_id: int,
+    stars: int,
+    now: datetime,
+    *,
+    reopen_window: timedelta,
 ) -> CaseEvent:
     """The resident rates the result: 3–5 closes the case, 1–2 reopens it with priority."""
     _require(case, frozenset({RESOLVED}), "rate")
@@ -200,9 +209,10 @@ def rate(
         raise CaseError("bad_rating")
     case.rating = stars
     case.updated_at = now
+    await sla.cancel(session, case, sla.RATING, now)
     event = record(session, case, reporter_id, "rated", now, data={"stars": stars})
     if stars <= LOW_RATING:
-        _reopen(session, case, reporter_id, now, why="low rating")
+        await _reopen(session, case, reporter_id, now, why="low rating", window=reopen_window)
     else:
         case.state = CLOSED
         case.closed_at = now
@@ -210,17 +220,27 @@ def rate(
     return event
 
 
-def not_fixed(session: AsyncSession, case: Case, reporter_id: int, now: datetime) -> CaseEvent:
+async def not_fixed(
+    session: AsyncSession, case: Case, reporter_id: int, now: datetime, *, reopen_window: timedelta
+) -> CaseEvent:
     """The resident says it is not fixed: reopened to the same assignee, with priority."""
     _require(case, frozenset({RESOLVED}), "not_fixed")
     if case.reporter_id != reporter_id:
         raise CaseError("not_reporter")
-    return _reopen(session, case, reporter_id, now, why="not fixed")
+    await sla.cancel(session, case, sla.RATING, now)
+    return await _reopen(session, case, reporter_id, now, why="not fixed", window=reopen_window)
 
 
-def _reopen(
-    session: AsyncSession, case: Case, actor_id: int | None, now: datetime, *, why: str
+async def _reopen(
+    session: AsyncSession,
+    case: Case,
+    actor_id: int | None,
+    now: datetime,
+    *,
+    why: str,
+    window: timedelta,
 ) -> CaseEvent:
+    sla.on_reopened(session, case, now, window)
     case.state = ACCEPTED
     case.priority += 1
     case.rating = None
@@ -229,7 +249,7 @@ def _reopen(
     return record(session, case, actor_id, "reopened", now, note=why)
 
 
-def add_comment(
+async def add_comment(
     session: AsyncSession, case: Case, reporter_id: int, comment: str, now: datetime
 ) -> CaseEvent:
     """The resident's optional words with a rating."""
@@ -239,7 +259,7 @@ def add_comment(
     return record(session, case, reporter_id, "commented", now, note=text)
 
 
-def close_unrated(session: AsyncSession, case: Case, now: datetime) -> CaseEvent:
+async def close_unrated(session: AsyncSession, case: Case, now: datetime) -> CaseEvent:
     """No rating within the window: closed, and counted apart from rated cases."""
     _require(case, frozenset({RESOLVED}), "close_unrated")
     case.state = CLOSED

@@ -131,3 +131,89 @@ def triage_keyboard(lang: str, district: District, case_id: int) -> InlineKeyboa
     return InlineKeyboardMarkup(
         inline_keyboard=[buttons[i : i + 2] for i in range(0, len(buttons), 2)]
     )
+
+
+class CardAction(CallbackData, prefix="card"):
+    """A button on an assignment card; the server re-checks actor and state on every press."""
+
+    action: str  # accept | resolve | whistle | transfer | reject | duty | back
+    case_id: int
+
+
+class WhistlePick(CallbackData, prefix="whi"):
+    case_id: int
+    department: str
+
+
+class TransferPick(CallbackData, prefix="trf"):
+    case_id: int
+    lane: str  # a lane id, or "-" for the street office's triage
+
+
+class RateAction(CallbackData, prefix="rate"):
+    """The resident's rating: 1–5 stars, or 0 for "not fixed"."""
+
+    case_id: int
+    stars: int
+
+
+# Which buttons a card shows, by the side of the reader and the case's state.
+CARD_BUTTONS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("chief", "dispatched"): ("accept", "whistle", "transfer", "reject"),
+    ("chief", "accepted"): ("resolve", "whistle", "transfer", "reject"),
+    ("department", "dispatched"): ("accept", "transfer", "reject"),
+    ("department", "whistled"): ("duty",),
+    ("department", "accepted"): ("resolve",),
+    ("supervisor", "triage"): ("transfer", "reject"),
+    ("supervisor", "dispatched"): ("accept", "whistle", "transfer", "reject"),
+    ("supervisor", "accepted"): ("resolve", "whistle", "transfer", "reject"),
+    ("supervisor", "whistled"): ("duty",),
+}
+
+
+def card_keyboard(lang: str, side: str, state: str, case_id: int) -> InlineKeyboardMarkup | None:
+    actions = CARD_BUTTONS.get((side, state), ())
+    if not actions:
+        return None
+    buttons = [
+        _button(t(lang, f"card.button.{a}"), CardAction(action=a, case_id=case_id)) for a in actions
+    ]
+    return InlineKeyboardMarkup(
+        inline_keyboard=[buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    )
+
+
+def whistle_keyboard(lang: str, district: District, case_id: int) -> InlineKeyboardMarkup:
+    rows = [
+        [_button(district.name(d, lang), WhistlePick(case_id=case_id, department=d.id))]
+        for d in district.departments.values()
+    ]
+    rows.append([_button(t(lang, "button.back"), CardAction(action="back", case_id=case_id))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def transfer_keyboard(
+    lang: str, district: District, case_id: int, lane_ids: list[str]
+) -> InlineKeyboardMarkup:
+    buttons = [
+        _button(
+            district.name(district.lanes[lane_id], lang),
+            TransferPick(case_id=case_id, lane=lane_id),
+        )
+        for lane_id in lane_ids
+    ]
+    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    rows.append([_button(t(lang, "card.to_triage"), TransferPick(case_id=case_id, lane="-"))])
+    rows.append([_button(t(lang, "button.back"), CardAction(action="back", case_id=case_id))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def rating_keyboard(lang: str, case_id: int) -> InlineKeyboardMarkup:
+    stars = [_button("⭐" * n, RateAction(case_id=case_id, stars=n)) for n in range(5, 0, -1)]
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            stars[:2],
+            stars[2:],
+            [_button(t(lang, "rate.not_fixed"), RateAction(case_id=case_id, stars=0))],
+        ]
+    )

@@ -1,112 +1,183 @@
-"""Who hears of a routed case, and what they are told; every message goes to the outbox."""
+"""Who hears of a case, and what they are told: cards to handlers, progress to residents.
+
+Every message goes to the outbox in the caller's transaction. A card is sent under the ref
+`card:<case id>:<side>` so that it can later be edited in place in every chat that holds it.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.access import OFFICER, SUPERVISOR
 from bot.context import AppContext
-from bot.keyboards import triage_keyboard
+from bot.keyboards import card_keyboard, triage_keyboard
 from bot.outgoing import Outbox, Recipient
 from bot.routing.dispatch import CHIEF, DEPARTMENT, Decision
 from bot.routing.pipeline import Routed
 from bot.views import card
-from storage.models import Case, Person
+from storage.models import Case, OutboxMessage, Person
 from storage.people import people_with_role
+
+# The side a chat reads a card from decides its buttons (see keyboards.CARD_BUTTONS).
+CHIEF_SIDE, DEPARTMENT_SIDE, SUPERVISOR_SIDE = "chief", "department", "supervisor"
 
 
 async def announce(ctx: AppContext, out: Outbox, routed: Routed, reporter: Person) -> None:
     """Tell the reporter where the case went and give its handlers the card."""
     case = routed.case
-    me = out.to(reporter)
     if routed.duplicate_of is not None:
         original = routed.duplicate_of
         reports = await _reports(out.session, original)
-        me.say("routed.duplicate", number=case.number, original=original.number, reports=reports)
-        for handler in await _handlers(out, ctx, original):
-            handler.say("card.plus_one", number=original.number, reports=reports)
+        out.to(reporter).say(
+            "routed.duplicate", number=case.number, original=original.number, reports=reports
+        )
+        for to, _side in await handlers(out, ctx, original):
+            to.say("card.plus_one", number=original.number, reports=reports)
         return
     assert routed.decision is not None
-    await announce_dispatch(ctx, out, case, routed.decision, reporter)
+    await announce_dispatch(ctx, out, case, routed.decision)
 
 
-async def announce_dispatch(
-    ctx: AppContext, out: Outbox, case: Case, decision: Decision, reporter: Person | None = None
-) -> None:
+async def announce_dispatch(ctx: AppContext, out: Outbox, case: Case, decision: Decision) -> None:
     """Tell the reporter who has the case (a role, never a person) and send the cards."""
-    if reporter is None and case.reporter_id is not None:
-        reporter = await out.session.get(Person, case.reporter_id)
     district = ctx.district
-    if reporter is not None:
-        me = out.to(reporter)
-        if decision.target == CHIEF:
-            lane = district.lanes[case.lane_id] if case.lane_id else None
-            where = district.name(lane, me.language) if lane else ""
-            me.say("routed.chief", number=case.number, lane=where)
-        elif decision.target == DEPARTMENT:
-            department = district.departments[decision.department_id or ""]
-            name = district.name(department, me.language)
-            me.say("routed.department", number=case.number, department=name)
-        else:
-            me.say("routed.triage", number=case.number)
-    for handler in await _handlers(out, ctx, case):
-        send_card(ctx, handler, case)
+    if decision.target == CHIEF:
+        lane = district.lanes.get(case.lane_id or "")
+        await tell_followers(
+            out, case, "routed.chief", lane=lambda lang: district.name(lane, lang) if lane else ""
+        )
+    elif decision.target == DEPARTMENT:
+        department = district.departments[decision.department_id or ""]
+        await tell_followers(
+            out, case, "routed.department", department=lambda lang: district.name(department, lang)
+        )
+    else:
+        await tell_followers(out, case, "routed.triage")
+    for to, side in await handlers(out, ctx, case):
+        send_card(ctx, to, side, case)
 
 
-def send_card(ctx: AppContext, to: Recipient, case: Case) -> None:
-    """Photos, the location, then the card text (triage cards carry category buttons)."""
+async def tell_followers(
+    out: Outbox, case: Case, key: str, *, reporter: bool = True, **params: Any
+) -> None:
+    """Tell the reporter (unless `reporter` is False) and everyone whose report joined this case.
+
+    A parameter may be a function of the reader's language (a lane or department name).
+    """
+    ids: list[int | None] = [case.reporter_id] if reporter else []
+    ids += list(
+        (
+            await out.session.scalars(
+                select(Case.reporter_id).where(
+                    Case.duplicate_of_id == case.id, Case.reporter_id.is_not(None)
+                )
+            )
+        ).all()
+    )
+    seen: set[int] = set() if reporter else {case.reporter_id or 0}
+    for person_id in ids:
+        if person_id is None or person_id in seen:
+            continue
+        seen.add(person_id)
+        person = await out.session.get(Person, person_id)
+        if person is None or person.unreachable:
+            continue
+        me = out.to(person)
+        values = {k: v(me.language) if callable(v) else v for k, v in params.items()}
+        me.say(key, case_id=case.id, number=case.number, **values)
+
+
+def card_markup(ctx: AppContext, lang: str, side: str, case: Case) -> InlineKeyboardMarkup | None:
+    if case.state == "triage" and side == SUPERVISOR_SIDE:
+        picks = triage_keyboard(lang, ctx.district, case.id)
+        actions = card_keyboard(lang, side, case.state, case.id)
+        rows = picks.inline_keyboard + (actions.inline_keyboard if actions else [])
+        return InlineKeyboardMarkup(inline_keyboard=rows)
+    return card_keyboard(lang, side, case.state, case.id)
+
+
+def send_card(ctx: AppContext, to: Recipient, side: str, case: Case) -> None:
+    """Photos, the location, then the card with the buttons this side may press."""
     paths = [p.path for p in case.photos if p.kind == "before"]
     if paths:
         to.photos(paths, case_id=case.id)
     if case.lat is not None and case.lon is not None:
         to.location(case.lat, case.lon, case_id=case.id)
-    markup = None
-    if case.state == "triage":
-        markup = triage_keyboard(to.language, ctx.district, case.id)
     to.text(
         card(to.language, ctx.district, case, ctx.settings.tz),
-        markup,
-        ref=f"card:{case.id}",
+        card_markup(ctx, to.language, side, case),
+        ref=f"card:{case.id}:{side}",
         case_id=case.id,
     )
 
 
-async def _handlers(out: Outbox, ctx: AppContext, case: Case) -> list[Recipient]:
-    """The chats that act on a case now: its chief, its department, or its street's triage."""
+async def refresh_cards(ctx: AppContext, out: Outbox, case: Case) -> None:
+    """Edit every card of the case in place: new state, only the buttons that still apply."""
+    rows = await out.session.execute(
+        select(OutboxMessage.chat_id, OutboxMessage.ref)
+        .where(OutboxMessage.ref.like(f"card:{case.id}:%"))
+        .distinct()
+    )
+    for chat_id, ref in rows.all():
+        side = str(ref).rsplit(":", 1)[-1]
+        lang = await _language(out.session, chat_id)
+        out.chat(chat_id, lang).edit_text(
+            card(lang, ctx.district, case, ctx.settings.tz),
+            message_ref=ref,
+            markup=card_markup(ctx, lang, side, case),
+        )
+
+
+async def handlers(out: Outbox, ctx: AppContext, case: Case) -> list[tuple[Recipient, str]]:
+    """The chats that act on a case now, each with its side."""
     session = out.session
-    recipients: list[Recipient] = []
+    found: list[tuple[Recipient, str]] = []
     if case.state == "triage":
-        if case.street_id:
-            office = ctx.district.street_offices.get(case.street_id)
-            if office and office.triage_chat_id:
-                recipients.append(out.chat(office.triage_chat_id, "zh"))
-            recipients += [
-                out.to(p) for p in await people_with_role(session, SUPERVISOR, case.street_id)
-            ]
-        return _unique(recipients)
+        return [(to, SUPERVISOR_SIDE) for to in await supervisors(out, ctx, case)]
     if case.assignee_id is not None:
         chief = await session.get(Person, case.assignee_id)
         if chief is not None:
-            recipients.append(out.to(chief))
+            found.append((out.to(chief), CHIEF_SIDE))
     if case.department_id:
         department = ctx.district.departments.get(case.department_id)
-        if department and department.chat_id:
-            recipients.append(out.chat(department.chat_id, "zh"))
-        recipients += [
-            out.to(p) for p in await people_with_role(session, OFFICER, case.department_id)
-        ]
-    return _unique(recipients)
+        if department is not None and department.chat_id:
+            found.append((out.chat(department.chat_id, "zh"), DEPARTMENT_SIDE))
+        for person in await people_with_role(session, OFFICER, case.department_id):
+            found.append((out.to(person), DEPARTMENT_SIDE))
+    return _unique(found)
 
 
-def _unique(recipients: list[Recipient]) -> list[Recipient]:
+async def supervisors(out: Outbox, ctx: AppContext, case: Case) -> list[Recipient]:
+    """The street office's supervisors (and its triage group), to be told or to step in."""
+    found: list[tuple[Recipient, str]] = []
+    office = ctx.district.street_offices.get(case.street_id or "")
+    if office is not None and office.triage_chat_id:
+        found.append((out.chat(office.triage_chat_id, "zh"), SUPERVISOR_SIDE))
+    if case.street_id:
+        for person in await people_with_role(out.session, SUPERVISOR, case.street_id):
+            found.append((out.to(person), SUPERVISOR_SIDE))
+    return [to for to, _ in _unique(found)]
+
+
+def _unique(found: list[tuple[Recipient, str]]) -> list[tuple[Recipient, str]]:
     seen: set[int] = set()
     result = []
-    for r in recipients:
-        if r.chat_id not in seen:
-            seen.add(r.chat_id)
-            result.append(r)
+    for to, side in found:
+        if to.chat_id not in seen:
+            seen.add(to.chat_id)
+            result.append((to, side))
     return result
+
+
+async def _language(session: AsyncSession, chat_id: int) -> str:
+    if chat_id < 0:
+        return "zh"
+    person = await session.scalar(select(Person).where(Person.telegram_id == chat_id))
+    return person.language if person is not None else "zh"
 
 
 async def _reports(session: AsyncSession, original: Case) -> int:

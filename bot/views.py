@@ -119,4 +119,22 @@ def card(lang: str, district: District, case: Case, tz: ZoneInfo, *, reports: in
         respond_by=local_time(case.response_due_at, tz) if case.response_due_at else "—",
         resolve_by=local_time(case.resolve_due_at, tz) if case.resolve_due_at else "—",
         reports=reports,
+        state=t(lang, f"state.{case.state}"),
+    )
+
+
+def task_line(lang: str, district: District, case: Case, tz: ZoneInfo, now: datetime) -> str:
+    """One open case in a chief's /tasks: number, state, lane, deadline (and if it is late)."""
+    waiting_response = case.state in ("dispatched", "triage")
+    due = case.response_due_at if waiting_response else case.resolve_due_at
+    late = due is not None and due < now
+    lane = district.lanes.get(case.lane_id or "")
+    return t(
+        lang,
+        "tasks.line_late" if late else "tasks.line",
+        number=case.number,
+        state=t(lang, f"state.{case.state}"),
+        lane=district.name(lane, lang) if lane else "—",
+        due=local_time(due, tz) if due else "—",
+        priority="❗" * case.priority,
     )

@@ -217,3 +217,24 @@ class CategoryLabel(Base):
     source: Mapped[str] = mapped_column(String(20))  # triage | correction
     labelled_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     created_at: Mapped[datetime]
+
+
+class Deadline(Base):
+    """A time-driven step for a case (reminder, escalation, rating close), done exactly once.
+
+    Sweeps claim due rows with a conditional UPDATE in the same transaction as their effects,
+    so several bot processes can sweep side by side without doing any step twice.
+    """
+
+    __tablename__ = "deadlines"
+    __table_args__ = (
+        Index("ix_deadlines_due", "done_at", "due_at"),
+        Index("ix_deadlines_case", "case_id", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(24))
+    due_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)

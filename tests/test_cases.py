@@ -101,11 +101,11 @@ async def test_only_the_reporter_withdraws_and_only_while_open(
         case = await session.scalar(select(Case).where(Case.number == number))
         assert case is not None
         with pytest.raises(CaseError, match="not_reporter"):
-            cases.withdraw(session, case, other, NOW)
-        cases.withdraw(session, case, me, NOW)
+            await cases.withdraw(session, case, other, NOW)
+        await cases.withdraw(session, case, me, NOW)
         assert case.state == cases.WITHDRAWN
         with pytest.raises(CaseError, match="not_withdrawable"):
-            cases.withdraw(session, case, me, NOW)
+            await cases.withdraw(session, case, me, NOW)
         with pytest.raises(CaseError, match="case_closed"):
             cases.add_note(session, case, me, "more", NOW)
     async with sessions() as session:

@@ -115,7 +115,7 @@ async def case_button(
         me.say("case.confirm_withdraw", withdraw_keyboard(me.language, case.id), number=case.number)
     elif action == "withdraw_yes":
         try:
-            withdraw(out.session, case, person.id, out.now)
+            await withdraw(out.session, case, person.id, out.now)
         except CaseError as exc:
             await query.answer(me.t(f"error.{exc.code}"), show_alert=True)
             return

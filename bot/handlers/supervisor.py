@@ -9,11 +9,10 @@ from bot import cases
 from bot.access import ADMIN, SUPERVISOR, has_role
 from bot.context import AppContext
 from bot.keyboards import TriagePick
-from bot.notify import announce_dispatch
+from bot.notify import announce_dispatch, refresh_cards
 from bot.outgoing import Outbox
 from bot.routing.dispatch import TRIAGE, decide
 from bot.routing.pipeline import lane_chief
-from bot.views import card
 from storage.models import Case, Person
 
 router = Router(name="supervisor")
@@ -51,7 +50,7 @@ async def triage_pick(
         chief_id=await lane_chief(out.session, case.lane_id) if case.lane_id else None,
         reasons=(f"category chosen in triage by person {person.id}",),
     )
-    cases.dispatch(
+    await cases.dispatch(
         out.session,
         case,
         out.now,
@@ -63,11 +62,7 @@ async def triage_pick(
         data={"target": decision.target, "reasons": list(decision.reasons)},
     )
     await query.answer(me.t("triage.sorted", number=case.number))
-    if query.message is not None:
-        me.edit_text(
-            card(me.language, ctx.district, case, ctx.settings.tz),
-            message_id=query.message.message_id,
-        )
+    await refresh_cards(ctx, out, case)
     if decision.target == TRIAGE:
         me.say("triage.still_no_chief", number=case.number)
         return

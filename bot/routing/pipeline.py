@@ -69,7 +69,7 @@ async def route_new_case(
         chief_id=chief_id,
         reasons=(*lane_info["reasons"], *found.reasons),
     )
-    cases.dispatch(
+    await cases.dispatch(
         session,
         case,
         now,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 01:15:26.927624
+Create Date: 2026-11-23 01:28:00.269115
 """
 from collections.abc import Sequence
 
@@ -99,6 +99,20 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['labelled_by'], ['people.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('deadlines',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=24), nullable=False),
+    sa.Column('due_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('done_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('cancelled', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('deadlines', schema=None) as batch_op:
+        batch_op.create_index('ix_deadlines_case', ['case_id', 'kind'], unique=False)
+        batch_op.create_index('ix_deadlines_due', ['done_at', 'due_at'], unique=False)
+
     op.create_table('outbox',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('chat_id', sa.BigInteger(), nullable=False),
@@ -177,6 +191,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_outbox_chat')
 
     op.drop_table('outbox')
+    with op.batch_alter_table('deadlines', schema=None) as batch_op:
+        batch_op.drop_index('ix_deadlines_due')
+        batch_op.drop_index('ix_deadlines_case')
+
+    op.drop_table('deadlines')
     op.drop_table('category_labels')
     op.drop_table('roles')
     with op.batch_alter_table('cases', schema=None) as batch_op:

@@ -1,0 +1,109 @@
+"""Time-driven work: short sweeps that claim due deadline rows and act on them.
+
+APScheduler only calls `sweep` every few seconds; what is due lives in the database, so any
+number of bot processes can sweep side by side and each step happens once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot import cases, handling, sla
+from bot.context import AppContext
+from bot.keyboards import rating_keyboard
+from bot.notify import handlers, refresh_cards, send_card, supervisors
+from bot.outgoing import Outbox
+from bot.views import local_time
+from storage.models import Case, Deadline, Person
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 15
+WAITING_RESPONSE = frozenset({cases.TRIAGE, cases.DISPATCHED, cases.WHISTLED})
+WAITING_RESOLUTION = frozenset({cases.TRIAGE, cases.DISPATCHED, cases.ACCEPTED, cases.WHISTLED})
+
+
+async def sweep(ctx: AppContext, *, limit: int = 100) -> int:
+    """Fire every due step, one transaction per batch; returns how many were taken."""
+    total = 0
+    while True:
+        async with ctx.sessionmaker() as session, session.begin():
+            now = ctx.clock.now()
+            due = await sla.claim_due(session, now, limit)
+            out = Outbox(session, now)
+            for deadline in due:
+                case = await session.get(Case, deadline.case_id)
+                if case is not None:
+                    await _fire(ctx, out, case, deadline, now)
+        total += len(due)
+        if due:
+            ctx.sender.wake()
+        if len(due) < limit:
+            return total
+
+
+async def _fire(
+    ctx: AppContext, out: Outbox, case: Case, deadline: Deadline, now: datetime
+) -> None:
+    kind = deadline.kind
+    group, _, mark = kind.rpartition("_")
+    if group == "respond" and case.state in WAITING_RESPONSE:
+        await _deadline_step(ctx, out, case, "respond", mark, case.response_due_at, now)
+    elif group == "resolve" and case.state in WAITING_RESOLUTION:
+        await _deadline_step(ctx, out, case, "resolve", mark, case.resolve_due_at, now)
+    elif kind == "rating_remind" and case.state == cases.RESOLVED:
+        reporter = await out.session.get(Person, case.reporter_id) if case.reporter_id else None
+        if reporter is not None and not reporter.unreachable:
+            to = out.to(reporter)
+            to.say("rate.reminder", rating_keyboard(to.language, case.id), number=case.number)
+        cases.record(out.session, case, None, "reminded", now, data={"kind": kind})
+    elif kind == "rating_close" and case.state == cases.RESOLVED:
+        await handling.close_unrated(out.session, case, now)
+        await refresh_cards(ctx, out, case)
+        reporter = await out.session.get(Person, case.reporter_id) if case.reporter_id else None
+        if reporter is not None and not reporter.unreachable:
+            out.to(reporter).say("rate.closed_unrated", number=case.number)
+
+
+async def _deadline_step(
+    ctx: AppContext,
+    out: Outbox,
+    case: Case,
+    window: str,
+    mark: str,
+    due: datetime | None,
+    now: datetime,
+) -> None:
+    """A reminder to the handlers at 50% and 90%; past the limit, escalation to supervisors."""
+    due_text = local_time(due, ctx.settings.tz) if due else "—"
+    if mark != "overdue":
+        for to, _side in await handlers(out, ctx, case):
+            to.say(f"sla.{window}_{mark}", number=case.number, due=due_text)
+        cases.record(out.session, case, None, "reminded", now, data={"kind": f"{window}_{mark}"})
+        return
+    case.priority = max(case.priority, 1)
+    for to, _side in await handlers(out, ctx, case):
+        to.say(f"sla.{window}_overdue", number=case.number, due=due_text)
+    for to in await supervisors(out, ctx, case):
+        to.say(f"sla.escalated_{window}", number=case.number, due=due_text)
+        send_card(ctx, to, "supervisor", case)
+    cases.record(out.session, case, None, "escalated", now, data={"window": window})
+
+
+def start_scheduler(ctx: AppContext) -> AsyncIOScheduler:
+    """The sweeps, every few seconds, in this process's event loop."""
+    scheduler = AsyncIOScheduler(timezone=ctx.settings.tz)
+    scheduler.add_job(
+        sweep,
+        "interval",
+        seconds=SWEEP_SECONDS,
+        args=[ctx],
+        id="deadlines",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.start()
+    return scheduler
