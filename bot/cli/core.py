@@ -64,20 +64,13 @@ async def _run(args: argparse.Namespace) -> int:
     if not settings.uses_emulator:
         await run_polling(settings, make_bot(settings))
         return 0
-    from bot.sandbox.emulator import TelegramEmulator
+    from bot.sandbox.run import serve_forever
 
-    emulator = TelegramEmulator()
-    url = await emulator.start(port=settings.emulator_port)
     log.warning(
-        "BOT_TOKEN is not set: running against the local Telegram emulator at %s "
-        "(set BOT_TOKEN in .env to connect a real bot)",
-        url,
+        "BOT_TOKEN is not set: starting the sandbox (the bot against the local Telegram "
+        "emulator, played in a browser); set BOT_TOKEN in .env to connect a real bot"
     )
-    local = settings.model_copy(update={"telegram_api_url": url})
-    try:
-        await run_polling(local, make_bot(local, EMULATOR_TOKEN))
-    finally:
-        await emulator.stop()
+    await serve_forever(settings, host="127.0.0.1", port=settings.sandbox_port)
     return 0
 
 
