@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "bot.cli.people",
     "bot.cli.classifier",
     "bot.cli.sandbox",
+    "bot.cli.signs",
 )
 
 

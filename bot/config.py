@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     bot_token: str = Field(default="", description="Token from @BotFather; empty: local emulator")
+    bot_username: str = ""
     telegram_api_url: str = OFFICIAL_API_URL
     database_url: str = "sqlite+aiosqlite:///data/suipai.db"
     redis_url: str | None = None

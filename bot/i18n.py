@@ -67,5 +67,16 @@ def t(lang: str | None, key: str, /, **params: Any) -> str:
     return text.format_map({k: _escaped(v) for k, v in params.items()})
 
 
+def plain(lang: str | None, key: str, /, **params: Any) -> str:
+    """The text for `key` in `lang` with `{name}` fields filled in as they are, not escaped.
+
+    For text that is not Telegram HTML: images (street signs), files, the console.
+    """
+    text = _catalogue(normalise_language(lang)).gettext(key)
+    if not params:
+        return text
+    return text.format_map({k: str(v) for k, v in params.items()})
+
+
 def _escaped(value: Any) -> str:
     return value if isinstance(value, Safe) else html.escape(str(value), quote=False)
