@@ -368,7 +368,7 @@ class _Page:
         anchor: str,
     ) -> None:
         # The CJK fonts Debian ships have one weight: bold is drawn with a thin outline.
-        stroke = max(1, round(font.size / 36)) if bold else 0
+        stroke = max(1, round(font.size / 56)) if bold else 0
         self.draw.text(
             xy, text, font=font, fill=fill, anchor=anchor, stroke_width=stroke, stroke_fill=fill
         )
