@@ -212,11 +212,20 @@ async def district_shape(request: web.Request) -> web.Response:
         }
         for lane in sorted(district.lanes.values(), key=lambda lane: lane.id)
     ]
-    areas = [
-        {"street": street, "geometry": mapping(area)}
-        for street, area in sorted(district.street_areas.items())
-    ]
-    if not areas:
+    areas = []
+    for street, area in sorted(district.street_areas.items()):
+        office = district.street_offices.get(street)
+        label = area.representative_point()
+        areas.append(
+            {
+                "street": street,
+                "name_zh": office.name_zh if office else street,
+                "name_en": office.name_en if office else street,
+                "label": [label.x, label.y],
+                "geometry": mapping(area),
+            }
+        )
+    if not areas:  # a district without a boundary file: its derived outline, unnamed
         areas = [{"street": None, "geometry": mapping(district.boundary)}]
     minx, miny, maxx, maxy = district.boundary.bounds
     return _json({"lanes": lanes, "areas": areas, "bounds": [minx, miny, maxx, maxy]})

@@ -42,6 +42,16 @@ function pathData(geometry, proj) {
   return ["", false];
 }
 
+function areaLabels(svg, district, lang, proj) {
+  for (const area of district.areas) {
+    if (!area.label) continue;
+    const [x, y] = proj.xy(area.label[0], area.label[1]);
+    const text = svgEl("text", { x, y, class: "area-name", "text-anchor": "middle" });
+    text.textContent = lang === "en" ? area.name_en : area.name_zh;
+    svg.append(text);
+  }
+}
+
 function drawDistrict(district, lang, laneWidth) {
   const proj = projection(district.bounds);
   const svg = svgEl("svg", {
@@ -82,6 +92,7 @@ function pin(proj, lat, lon, size) {
 // The panel's map: clicking anywhere sends that point.
 export function drawPicker(district, lang, onPick) {
   const { svg, proj } = drawDistrict(district, lang, 9);
+  areaLabels(svg, district, lang, proj);
   svg.addEventListener("click", (event) => {
     const point = svg.createSVGPoint();
     point.x = event.clientX;

@@ -143,9 +143,16 @@ function renderPersonas() {
   }
 }
 
+// Follow the newest message unless the reader scrolled up, also while photos load and grow.
+let stickToBottom = true;
+
+function followBottom() {
+  const pane = $("chat");
+  if (stickToBottom) pane.scrollTop = pane.scrollHeight;
+}
+
 function renderChat() {
   const pane = $("chat");
-  const atBottom = pane.scrollHeight - pane.scrollTop - pane.clientHeight < 60;
   const messages = [...(state.chats.get(state.active) || new Map()).values()].sort((a, b) => a.id - b.id);
   const ctx = { actions, texts: state.texts, district: state.district };
   pane.replaceChildren(...groups(messages).map((g) => renderGroup(g, ctx)));
@@ -156,8 +163,9 @@ function renderChat() {
     pane.append(empty);
   }
   pane.dataset.persona = state.active;
-  if (atBottom) pane.scrollTop = pane.scrollHeight;
+  for (const img of pane.querySelectorAll("img")) img.addEventListener("load", followBottom);
   renderKeyboard();
+  followBottom();
 }
 
 function renderKeyboard() {
@@ -238,9 +246,10 @@ function choose(key) {
   state.active = key;
   state.unread.delete(key);
   localStorage.setItem("sandbox.persona", key);
+  stickToBottom = true;
+  $("toast").hidden = true; // it was about the chat being left
   renderPersonas();
   renderChat();
-  $("chat").scrollTop = $("chat").scrollHeight;
 }
 
 async function loadTexts() {
@@ -260,6 +269,10 @@ async function start() {
   renderPersonas();
   renderChat();
 
+  $("chat").addEventListener("scroll", () => {
+    const pane = $("chat");
+    stickToBottom = pane.scrollHeight - pane.scrollTop - pane.clientHeight < 60;
+  });
   $("lang").addEventListener("click", async () => {
     state.lang = state.lang === "zh" ? "en" : "zh";
     localStorage.setItem("sandbox.lang", state.lang);
