@@ -14,36 +14,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, distinct, exists, func, or_, select
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
+from bot import kpi_sql as q
 from bot.hotspots import Hotspot, hotspots
-from bot.kpi_sql import (
-    DROPPED,
-    ENDED_UNFIXED,
-    RESPONSES,
-    SATISFIED,
-    UNANSWERED_STATES,
-    UNFIXED_STATES,
-    Group,
-    Tally,
-    Window,
-    count_if,
-    epoch,
-    first_of,
-    first_response_on_time,
-    flag,
-    from_events,
-    has_event,
-    median,
-    resolved_on_time,
-    response_on_time,
-    standing,
-    stars,
-    tally,
-)
-from storage.models import Case, CaseEvent
+from storage.models import Case
 
 __all__ = [
     "Hotspot",
@@ -146,9 +122,9 @@ class Period:
         hi = datetime.combine(self.end + timedelta(days=1), time(), tzinfo=self.tz)
         return lo.astimezone(UTC), hi.astimezone(UTC)
 
-    def window(self, now: datetime) -> Window:
+    def window(self, now: datetime) -> q.Window:
         lo, hi = self.bounds()
-        return Window(lo, hi, now)
+        return q.Window(lo, hi, now)
 
     def previous(self) -> Period:
         """As many days, just before."""
@@ -254,23 +230,24 @@ class Ranking:
 async def compute(session: AsyncSession, scope: Scope, period: Period, *, now: datetime) -> Kpis:
     """Every figure of `scope` over `period`, as of `now`."""
     w, where = period.window(now), scope.where()
-    counts = (await _event_counts(session, where, w, None)).get(None, (0,) * 7)
-    repeats, rated, satisfied, unrated, reopened, rejected, withdrawn = counts[:7]
-    dispatched, via_triage = (await _dispatched(session, where, w)).get(None, (0, 0))
-    overdue, unanswered = await _overdue_counts(session, where, now)
-    accepted, median_accept = await _accepted(session, where, w)
+    received = (await q.received(session, where, w, None)).get(None, (0,))[0]
+    counts = (await q.event_counts(session, where, w, None)).get(None, (0,) * 8)
+    repeats, rated, satisfied, unrated, reopened, rejected, withdrawn, resolved = counts
+    dispatched, via_triage = await q.dispatched(session, where, w)
+    accepted, median_accept = await q.accepted(session, where, w)
+    overdue, unanswered = await q.overdue_counts(session, where, now)
     return Kpis(
         scope=scope,
         period=period,
-        received=await _received(session, where, w),
+        received=received,
         repeats=repeats,
         dispatched=dispatched,
         dispatched_auto=dispatched - via_triage,
         dispatched_via_triage=via_triage,
         accepted=accepted,
-        response=(await _response(session, where, w, None)).get(None, Rate()),
-        resolved=await _resolved(session, where, w),
-        resolution=(await _resolution(session, where, w, None)).get(None, Rate()),
+        response=_rate(await q.response(session, where, w, None), None),
+        resolved=resolved,
+        resolution=_rate(await q.resolution(session, where, w, None), None),
         satisfaction=Rate(satisfied, rated),
         unrated_closed=unrated,
         reopened=reopened,
@@ -279,7 +256,7 @@ async def compute(session: AsyncSession, scope: Scope, period: Period, *, now: d
         overdue=overdue,
         overdue_unanswered=unanswered,
         median_accept_s=median_accept,
-        median_resolve_s=await _median_resolve(session, where, w),
+        median_resolve_s=await q.median_resolve(session, where, w),
     )
 
 
@@ -287,19 +264,24 @@ async def trend(
     session: AsyncSession, scope: Scope, period: Period, *, now: datetime
 ) -> list[TrendPoint]:
     """Received, resolved and the three rates for each day of `period` (for the chart)."""
-    where = scope.where()
+    days = period.each_day()
+    w, where = period.window(now), scope.where()
+    by = q.by_day([day.bounds()[1] for day in days])
+    received = await q.received(session, where, w, by)
+    counts = await q.event_counts(session, where, w, by)
+    response = await q.response(session, where, w, by)
+    resolution = await q.resolution(session, where, w, by)
     points = []
-    for day in period.each_day():
-        w = day.window(now)
-        counts = (await _event_counts(session, where, w, None)).get(None, (0,) * 7)
+    for i, day in enumerate(days):
+        c = counts.get(i, (0,) * 8)
         points.append(
             TrendPoint(
                 day=day.start,
-                received=await _received(session, where, w),
-                resolved=await _resolved(session, where, w),
-                response=(await _response(session, where, w, None)).get(None, Rate()),
-                resolution=(await _resolution(session, where, w, None)).get(None, Rate()),
-                satisfaction=Rate(counts[2], counts[1]),
+                received=received.get(i, (0,))[0],
+                resolved=c[7],
+                response=_rate(response, i),
+                resolution=_rate(resolution, i),
+                satisfaction=Rate(c[2], c[1]),
             )
         )
     return points
@@ -309,28 +291,18 @@ async def most_overdue(
     session: AsyncSession, scope: Scope, *, now: datetime, limit: int = 5
 ) -> list[OverdueCase]:
     """The open cases longest past a deadline, the longest first."""
-    unanswered = _unanswered(now)
-    missed_at = case((unanswered, Case.response_due_at), else_=Case.resolve_due_at)
-    rows = await session.execute(
-        select(Case.number, Case.lane_id, Case.department_id, unanswered, missed_at)
-        .where(_overdue(now), *scope.where())
-        .order_by(missed_at, Case.id)
-        .limit(limit)
-    )
-    out = []
-    for number, lane_id, department_id, is_unanswered, due_at in rows.all():
-        due = _aware(due_at)
-        out.append(
-            OverdueCase(
-                number=number,
-                lane_id=lane_id,
-                department_id=department_id,
-                missed="response" if is_unanswered else "resolve",
-                due_at=due,
-                late_s=(now - due).total_seconds(),
-            )
+    rows = await q.overdue_rows(session, scope.where(), now, limit)
+    return [
+        OverdueCase(
+            number=number,
+            lane_id=lane_id,
+            department_id=department_id,
+            missed="response" if unanswered else "resolve",
+            due_at=due_at,
+            late_s=(now - due_at).total_seconds(),
         )
-    return out
+        for number, lane_id, department_id, unanswered, due_at in rows
+    ]
 
 
 async def ranking(
@@ -344,28 +316,33 @@ async def ranking(
     limit: int = 3,
 ) -> Ranking:
     """Best and worst lanes or departments by score; see README.md for the score."""
-    group: Group = Case.lane_id if level == "lane" else Case.department_id
-    where: list[ColumnElement[bool]] = [group.is_not(None)]
+    column = Case.lane_id if level == "lane" else Case.department_id
+    where: list[ColumnElement[bool]] = [column.is_not(None)]
     if street_id is not None:
         where.append(Case.street_id == street_id)
-    w = period.window(now)
-    response = await _response(session, where, w, group)
-    resolution = await _resolution(session, where, w, group)
-    counts = await _event_counts(session, where, w, group)
+    w, by = period.window(now), q.by_column(column)
+    response = await q.response(session, where, w, by)
+    resolution = await q.resolution(session, where, w, by)
+    counts = await q.event_counts(session, where, w, by)
     ranked, unranked = [], 0
-    for key in sorted(set(response) | set(resolution) | set(counts)):
-        r = response.get(key, Rate())
+    for key in sorted(response.keys() | resolution.keys() | counts.keys()):
+        r = _rate(response, key)
         if r.total < min_cases:
             unranked += 1
             continue
-        c = counts.get(key, (0,) * 7)
-        rates = (r, resolution.get(key, Rate()), Rate(c[2], c[1]))
+        c = counts.get(key, (0,) * 8)
+        rates = (r, _rate(resolution, key), Rate(c[2], c[1]))
         ranked.append(Ranked(str(key), _score(rates), *rates))
     ranked.sort(key=lambda g: (-g.score, -g.response.total, g.key))
     n_best = min(limit, (len(ranked) + 1) // 2)
     n_worst = min(limit, len(ranked) - n_best)
-    worst = list(reversed(ranked[len(ranked) - n_worst :])) if n_worst else []
+    worst = ranked[len(ranked) - n_worst :][::-1] if n_worst else []
     return Ranking(level, ranked[:n_best], worst, unranked)
+
+
+def _rate(tally: q.Tally, key: Any) -> Rate:
+    hits, total = tally.get(key, (0, 0))
+    return Rate(hits, total)
 
 
 def _score(rates: Sequence[Rate]) -> float:
@@ -373,173 +350,3 @@ def _score(rates: Sequence[Rate]) -> float:
     pairs = [(wt, r.value) for wt, r in zip(WEIGHTS, rates, strict=True) if r.value is not None]
     total = sum(wt for wt, _ in pairs)
     return sum(wt * v for wt, v in pairs) / total if total else 0.0
-
-
-# --------------------------------------------------------------------------- the figures
-
-Where = Sequence[ColumnElement[bool]]
-E = CaseEvent
-
-
-async def _received(session: AsyncSession, where: Where, w: Window) -> int:
-    stmt = from_events(E, func.count()).where(
-        E.action == "submitted",
-        w.holds(E.created_at),
-        ~has_event(("duplicate",), until=w.now),
-        *where,
-    )
-    return int(await session.scalar(stmt) or 0)
-
-
-async def _event_counts(
-    session: AsyncSession, where: Where, w: Window, group: Group | None
-) -> Tally:
-    """(repeats, rated, satisfied, unrated closed, reopened, rejected, withdrawn) per group."""
-    stmt = from_events(
-        E,
-        count_if(E.action == "duplicate"),
-        count_if(E.action == "rated"),
-        count_if(and_(E.action == "rated", stars(E) >= SATISFIED)),
-        count_if(and_(E.action == "closed", ~flag(E, "rated"))),
-        count_if(E.action == "reopened"),
-        count_if(E.action == "rejected"),
-        count_if(E.action == "withdrawn"),
-    ).where(
-        E.action.in_(("duplicate", "rated", "closed", "reopened", "rejected", "withdrawn")),
-        w.holds(E.created_at),
-        *where,
-    )
-    return await tally(session, stmt, group)
-
-
-async def _resolved(session: AsyncSession, where: Where, w: Window) -> int:
-    stmt = from_events(E, func.count(distinct(E.case_id))).where(
-        E.action == "resolved", w.holds(E.created_at), *where
-    )
-    return int(await session.scalar(stmt) or 0)
-
-
-async def _dispatched(session: AsyncSession, where: Where, w: Window) -> Tally:
-    """(dispatched, of which through triage) for cases first dispatched in the window."""
-    triaged = aliased(CaseEvent)
-    via_triage = exists().where(
-        triaged.case_id == E.case_id, triaged.action == "triaged", triaged.id < E.id
-    )
-    stmt = from_events(E, func.count(), count_if(via_triage)).where(
-        E.action == "dispatched",
-        w.holds(E.created_at),
-        first_of(E, ("dispatched",)),
-        *where,
-    )
-    return await tally(session, stmt, None)
-
-
-async def _accepted(session: AsyncSession, where: Where, w: Window) -> tuple[int, float | None]:
-    """Cases first accepted in the window, and the median time from dispatch to that accept."""
-    handed = aliased(CaseEvent)
-    dispatched_at = (
-        select(func.min(epoch(handed.created_at)))
-        .where(
-            handed.case_id == E.case_id,
-            handed.action.in_(("dispatched", "transferred")),
-            handed.id < E.id,
-        )
-        .scalar_subquery()
-    )
-    base = from_events(E, func.count()).where(
-        E.action == "accepted", w.holds(E.created_at), first_of(E, ("accepted",)), *where
-    )
-    count = int(await session.scalar(base) or 0)
-    if count == 0:
-        return 0, None
-    return count, await median(session, base.with_only_columns(epoch(E.created_at) - dispatched_at))
-
-
-async def _median_resolve(session: AsyncSession, where: Where, w: Window) -> float | None:
-    """Median time from the report to its standing resolution, over resolutions in the window."""
-    stmt = from_events(E, epoch(E.created_at) - epoch(Case.created_at)).where(
-        E.action == "resolved", w.holds(E.created_at), standing(E, w.now), *where
-    )
-    return await median(session, stmt)
-
-
-async def _response(
-    session: AsyncSession, where: Where, w: Window, group: Group | None
-) -> dict[Any, Rate]:
-    """Responses judged in the window: first answers in time, and deadlines missed."""
-    on_time = from_events(E, func.count()).where(
-        E.action.in_(RESPONSES),
-        w.holds(E.created_at),
-        first_of(E, RESPONSES),
-        response_on_time(E),
-        *where,
-    )
-    missed = (
-        select(func.count())
-        .select_from(Case)
-        .where(
-            w.due_in(Case.response_due_at),
-            ~first_response_on_time(w.now),
-            ~has_event(DROPPED, until=Case.response_due_at),
-            *where,
-        )
-    )
-    return _rates(await tally(session, on_time, group), await tally(session, missed, group))
-
-
-async def _resolution(
-    session: AsyncSession, where: Where, w: Window, group: Group | None
-) -> dict[Any, Rate]:
-    """Resolutions judged in the window: standing fixes in time, and deadlines missed."""
-    on_time = from_events(E, func.count()).where(
-        E.action == "resolved",
-        w.holds(E.created_at),
-        flag(E, "within_limit"),
-        standing(E, w.now),
-        *where,
-    )
-    missed = (
-        select(func.count())
-        .select_from(Case)
-        .where(
-            w.due_in(Case.resolve_due_at),
-            ~resolved_on_time(w.now),
-            ~has_event(ENDED_UNFIXED, until=Case.resolve_due_at),
-            *where,
-        )
-    )
-    return _rates(await tally(session, on_time, group), await tally(session, missed, group))
-
-
-def _rates(hits: Tally, misses: Tally) -> dict[Any, Rate]:
-    out = {}
-    for key in set(hits) | set(misses):
-        h, m = hits.get(key, (0,))[0], misses.get(key, (0,))[0]
-        if h + m:
-            out[key] = Rate(h, h + m)
-    return out
-
-
-def _unanswered(now: datetime) -> ColumnElement[bool]:
-    return and_(Case.state.in_(UNANSWERED_STATES), Case.response_due_at < now)
-
-
-def _overdue(now: datetime) -> ColumnElement[bool]:
-    """Open, not yet fixed, and past the response deadline unanswered or past the fix deadline."""
-    return and_(Case.state.in_(UNFIXED_STATES), or_(_unanswered(now), Case.resolve_due_at < now))
-
-
-async def _overdue_counts(session: AsyncSession, where: Where, now: datetime) -> tuple[int, int]:
-    row = (
-        await session.execute(
-            select(func.count(), count_if(_unanswered(now))).where(_overdue(now), *where)
-        )
-    ).one()
-    return int(row[0] or 0), int(row[1] or 0)
-
-
-def _aware(value: datetime) -> datetime:
-    # A CASE over two UTCDateTime columns loses the column type: SQLite hands back text.
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,39 +1,60 @@
-"""The SQL the KPIs are made of: event predicates, grouped tallies and a portable median.
+"""The SQL of the KPIs: one grouped query per figure, the same meaning on SQLite and PostgreSQL.
 
-Everything here compiles to the same meaning on SQLite and PostgreSQL. Figures are counted by
-the database (COUNT/SUM with GROUP BY); Python only receives one row per group.
-README.md, "KPIs: what each figure means", says in words what each predicate selects.
+The database counts (COUNT/SUM … GROUP BY); Python receives one row per group. A figure can be
+grouped by a case column (lane, department: rankings) or by local day (the trend, one query
+for all 14 days: the day is a CASE over day boundaries computed in Python, so no time-zone
+arithmetic happens in SQL). README.md, "KPIs: what each figure means", says the same in words.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Float, Select, and_, case, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    FromClause,
+    Select,
+    Table,
+    and_,
+    case,
+    distinct,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from storage.models import Case, CaseEvent
 
-# What answers a dispatched case: the handler takes it on, calls a department or turns it down.
+# What answers a case: the handler takes it on, calls a department, or turns it down.
 RESPONSES = ("accepted", "whistled", "rejected")
-# The end of a case that never needed an answer or a fix.
+# Ends after which a case is owed no answer (taken back, or joined to another case) …
 DROPPED = ("withdrawn", "duplicate")
-# After these a case cannot be late any more (the case is gone, or judged not to be real).
+# … and after which it is owed no fix (those, or judged not to be a real problem).
 ENDED_UNFIXED = ("withdrawn", "duplicate", "rejected")
-# States in which a handler still owes an answer, and in which they still owe a fix.
 UNANSWERED_STATES = ("submitted", "triage", "dispatched")
 UNFIXED_STATES = ("submitted", "triage", "dispatched", "accepted", "whistled")
-SATISFIED = 4  # stars; the same threshold as bot.handling.SATISFIED
+SATISFIED = 4  # stars; bot.handling.SATISFIED
 
-Group = InstrumentedAttribute[str | None] | InstrumentedAttribute[int | None]
-Ev = type[CaseEvent]
+# The events table in Core: aliases of it are cheap to build, unlike ORM aliases.
+EVENTS = cast(Table, CaseEvent.__table__)
+E = EVENTS.alias("e")
+
+Where = Sequence[ColumnElement[bool]]
+Column = ColumnElement[Any] | InstrumentedAttribute[Any]
+# How a figure is split: given the timestamp that places a row in time, the grouping key.
+By = Callable[[Column], Column]
+Tally = dict[Any, tuple[int, ...]]
 
 
 class epoch(FunctionElement[float]):  # lower case: it reads as the SQL function it is
@@ -57,117 +78,296 @@ def _epoch_sqlite(element: epoch, compiler: SQLCompiler, **kw: Any) -> str:
 
 @dataclass(frozen=True)
 class Window:
-    """UTC [lo, hi), and `now`: events after `now` do not exist yet for the figures."""
+    """UTC [lo, hi), and `now`: nothing after `now` has happened yet for the figures."""
 
     lo: datetime
     hi: datetime
     now: datetime
 
-    def holds(self, column: InstrumentedAttribute[datetime]) -> ColumnElement[bool]:
-        return and_(column >= self.lo, column < self.hi, column <= self.now)
-
-    def due_in(self, column: InstrumentedAttribute[datetime | None]) -> ColumnElement[bool]:
-        """A deadline inside the window that has already passed."""
+    def holds(self, column: Column) -> ColumnElement[bool]:
+        """An event time, or a deadline that has passed, inside the window."""
         return and_(column >= self.lo, column < self.hi, column <= self.now)
 
 
-def flag(ev: Ev, key: str) -> ColumnElement[bool]:
+def by_column(column: Column) -> By:
+    """Split by a case column (lane, department), whatever the time."""
+    return lambda _when: column
+
+
+def by_day(edges: Sequence[datetime]) -> By:
+    """Split by local day: key i for times before `edges[i]` (each day's end, ascending)."""
+    return lambda when: case(*((when < edge, i) for i, edge in enumerate(edges)))
+
+
+# --------------------------------------------------------------------------- predicates
+
+
+def flag(ev: FromClause, key: str) -> ColumnElement[bool]:
     """A boolean in the event's JSON data, false when absent."""
-    return func.coalesce(ev.data[key].as_boolean(), False)
+    return func.coalesce(ev.c.data[key].as_boolean(), False)
 
 
-def stars(ev: Ev) -> ColumnElement[int]:
-    stars: ColumnElement[int] = ev.data["stars"].as_integer()
-    return stars
-
-
-def first_of(ev: Ev, actions: Sequence[str]) -> ColumnElement[bool]:
-    """`ev` is the case's earliest event among `actions` (event ids grow with time)."""
-    earlier = aliased(CaseEvent)
+def first_of(ev: FromClause, actions: Sequence[str]) -> ColumnElement[bool]:
+    """`ev` is its case's earliest event among `actions` (event ids grow with time)."""
+    earlier = EVENTS.alias()
     return ~exists().where(
-        earlier.case_id == ev.case_id, earlier.action.in_(actions), earlier.id < ev.id
+        earlier.c.case_id == ev.c.case_id,
+        earlier.c.action.in_(actions),
+        earlier.c.id < ev.c.id,
     )
 
 
-def has_event(actions: Sequence[str], *, until: Any) -> Any:
+def has_event(actions: Sequence[str], *, until: Any) -> ColumnElement[bool]:
     """The case (the outer `Case`) has one of `actions` at or before `until`."""
-    other = aliased(CaseEvent)
+    other = EVENTS.alias()
     return exists().where(
-        other.case_id == Case.id, other.action.in_(actions), other.created_at <= until
+        other.c.case_id == Case.id, other.c.action.in_(actions), other.c.created_at <= until
     )
 
 
-def response_on_time(ev: Ev) -> ColumnElement[bool]:
-    """A response event in time: an accept as it recorded itself, other answers by the clock."""
+def response_on_time(ev: FromClause) -> ColumnElement[bool]:
+    """A response in time: an accept as it recorded itself, other answers by the clock."""
     return or_(
-        and_(ev.action == "accepted", flag(ev, "within_limit")),
+        and_(ev.c.action == "accepted", flag(ev, "within_limit")),
         and_(
-            ev.action != "accepted",
-            or_(Case.response_due_at.is_(None), ev.created_at <= Case.response_due_at),
+            ev.c.action != "accepted",
+            or_(Case.response_due_at.is_(None), ev.c.created_at <= Case.response_due_at),
         ),
     )
 
 
-def first_response_on_time(now: datetime) -> Any:
-    """The case's first response was in time (EXISTS, correlated to the outer `Case`)."""
-    r = aliased(CaseEvent)
+def standing(ev: FromClause, now: datetime) -> ColumnElement[bool]:
+    """A `resolved` event that no `reopened` event (up to `now`) has undone."""
+    later = EVENTS.alias()
+    return ~exists().where(
+        later.c.case_id == ev.c.case_id,
+        later.c.action == "reopened",
+        later.c.id > ev.c.id,
+        later.c.created_at <= now,
+    )
+
+
+def _first_response_on_time(now: datetime) -> ColumnElement[bool]:
+    r = EVENTS.alias()
     return exists().where(
-        r.case_id == Case.id,
-        r.action.in_(RESPONSES),
-        r.created_at <= now,
+        r.c.case_id == Case.id,
+        r.c.action.in_(RESPONSES),
+        r.c.created_at <= now,
         first_of(r, RESPONSES),
         response_on_time(r),
     )
 
 
-def standing(ev: Ev, now: datetime) -> ColumnElement[bool]:
-    """A `resolved` event that no `reopened` event (up to `now`) has undone."""
-    later = aliased(CaseEvent)
-    return ~exists().where(
-        later.case_id == ev.case_id,
-        later.action == "reopened",
-        later.id > ev.id,
-        later.created_at <= now,
-    )
-
-
-def resolved_on_time(now: datetime) -> Any:
-    """The case has a standing resolution that was within its limit (correlated to `Case`)."""
-    r = aliased(CaseEvent)
+def _resolved_on_time(now: datetime) -> ColumnElement[bool]:
+    r = EVENTS.alias()
     return exists().where(
-        r.case_id == Case.id,
-        r.action == "resolved",
-        r.created_at <= now,
+        r.c.case_id == Case.id,
+        r.c.action == "resolved",
+        r.c.created_at <= now,
         flag(r, "within_limit"),
         standing(r, now),
     )
 
 
-def from_events(ev: Ev, *columns: ColumnElement[Any]) -> Select[Any]:
-    """SELECT `columns` FROM the events joined to their case (for scope and due times)."""
-    return select(*columns).select_from(ev).join(Case, Case.id == ev.case_id)
+def unanswered(now: datetime) -> ColumnElement[bool]:
+    return and_(Case.state.in_(UNANSWERED_STATES), Case.response_due_at < now)
 
 
-def count_if(condition: ColumnElement[bool] | Any) -> ColumnElement[int]:
+def overdue(now: datetime) -> ColumnElement[bool]:
+    """Not yet fixed, and unanswered past the response deadline or past the fix deadline."""
+    return and_(Case.state.in_(UNFIXED_STATES), or_(unanswered(now), Case.resolve_due_at < now))
+
+
+def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     """SUM(CASE WHEN condition THEN 1 ELSE 0 END): a count inside a grouped query."""
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-Tally = dict[Any, tuple[int, ...]]
+def _events(*columns: ColumnElement[Any]) -> Select[Any]:
+    """SELECT `columns` FROM the events joined to their case (for scope and due times)."""
+    return select(*columns).select_from(E).join(Case, Case.id == E.c.case_id)
 
 
-async def tally(session: AsyncSession, stmt: Select[Any], group: Group | None) -> Tally:
-    """Run a query of aggregates, per value of `group` (key None when not grouped)."""
-    if group is not None:
-        stmt = stmt.add_columns(group).group_by(group)
+async def _tally(session: AsyncSession, stmt: Select[Any], key: Column | None) -> Tally:
+    if key is not None:
+        # GROUP BY the output column's name: PostgreSQL would not see two renderings of a CASE
+        # with bound parameters as the same expression.
+        stmt = stmt.add_columns(key.label("group_key")).group_by(literal_column("group_key"))
     out: Tally = {}
     for row in (await session.execute(stmt)).all():
-        values = tuple(int(v or 0) for v in (row[:-1] if group is not None else row))
-        out[row[-1] if group is not None else None] = values
+        values = row[:-1] if key is not None else row
+        out[row[-1] if key is not None else None] = tuple(int(v or 0) for v in values)
     return out
 
 
-async def median(session: AsyncSession, stmt: Select[Any]) -> float | None:
+def _key(by: By | None, when: Column) -> Column | None:
+    return by(when) if by is not None else None
+
+
+# --------------------------------------------------------------------------- figures
+
+
+async def received(session: AsyncSession, where: Where, w: Window, by: By | None) -> Tally:
+    """(new cases,): `submitted` in the window, not joined to another case."""
+    stmt = _events(func.count()).where(
+        E.c.action == "submitted",
+        w.holds(E.c.created_at),
+        ~has_event(("duplicate",), until=w.now),
+        *where,
+    )
+    return await _tally(session, stmt, _key(by, E.c.created_at))
+
+
+async def event_counts(session: AsyncSession, where: Where, w: Window, by: By | None) -> Tally:
+    """(repeats, rated, satisfied, unrated closed, reopened, rejected, withdrawn, resolved)."""
+    stars = E.c.data["stars"].as_integer()
+    stmt = _events(
+        count_if(E.c.action == "duplicate"),
+        count_if(E.c.action == "rated"),
+        count_if(and_(E.c.action == "rated", stars >= SATISFIED)),
+        count_if(and_(E.c.action == "closed", ~flag(E, "rated"))),
+        count_if(E.c.action == "reopened"),
+        count_if(E.c.action == "rejected"),
+        count_if(E.c.action == "withdrawn"),
+        # Cases, not events: one fixed twice (after a reopen) the same day counts once.
+        func.count(distinct(case((E.c.action == "resolved", E.c.case_id)))),
+    ).where(
+        E.c.action.in_(
+            ("duplicate", "rated", "closed", "reopened", "rejected", "withdrawn", "resolved")
+        ),
+        w.holds(E.c.created_at),
+        *where,
+    )
+    return await _tally(session, stmt, _key(by, E.c.created_at))
+
+
+async def dispatched(session: AsyncSession, where: Where, w: Window) -> tuple[int, int]:
+    """(cases first dispatched in the window, of which after triage)."""
+    triaged = EVENTS.alias()
+    via_triage = exists().where(
+        triaged.c.case_id == E.c.case_id, triaged.c.action == "triaged", triaged.c.id < E.c.id
+    )
+    stmt = _events(func.count(), count_if(via_triage)).where(
+        E.c.action == "dispatched",
+        w.holds(E.c.created_at),
+        first_of(E, ("dispatched",)),
+        *where,
+    )
+    row = (await session.execute(stmt)).one()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+async def accepted(session: AsyncSession, where: Where, w: Window) -> tuple[int, float | None]:
+    """(cases first accepted in the window, median seconds from first dispatch to accept)."""
+    handed = EVENTS.alias()
+    handed_at = (
+        select(func.min(epoch(handed.c.created_at)))
+        .where(
+            handed.c.case_id == E.c.case_id,
+            handed.c.action.in_(("dispatched", "transferred")),
+            handed.c.id < E.c.id,
+        )
+        .scalar_subquery()
+    )
+    base = _events(func.count()).where(
+        E.c.action == "accepted", w.holds(E.c.created_at), first_of(E, ("accepted",)), *where
+    )
+    count = int(await session.scalar(base) or 0)
+    if count == 0:
+        return 0, None
+    return count, await _median(session, base.with_only_columns(epoch(E.c.created_at) - handed_at))
+
+
+async def median_resolve(session: AsyncSession, where: Where, w: Window) -> float | None:
+    """Median seconds from report to standing resolution, over resolutions in the window."""
+    stmt = _events(epoch(E.c.created_at) - epoch(Case.created_at)).where(
+        E.c.action == "resolved", w.holds(E.c.created_at), standing(E, w.now), *where
+    )
+    return await _median(session, stmt)
+
+
+async def response(session: AsyncSession, where: Where, w: Window, by: By | None) -> Tally:
+    """(in time, judged): first answers in time in the window + deadlines missed in it."""
+    on_time = _events(func.count()).where(
+        E.c.action.in_(RESPONSES),
+        w.holds(E.c.created_at),
+        first_of(E, RESPONSES),
+        response_on_time(E),
+        *where,
+    )
+    missed = (
+        select(func.count())
+        .select_from(Case)
+        .where(
+            w.holds(Case.response_due_at),
+            ~_first_response_on_time(w.now),
+            ~has_event(DROPPED, until=Case.response_due_at),
+            *where,
+        )
+    )
+    return _judged(
+        await _tally(session, on_time, _key(by, E.c.created_at)),
+        await _tally(session, missed, _key(by, Case.response_due_at)),
+    )
+
+
+async def resolution(session: AsyncSession, where: Where, w: Window, by: By | None) -> Tally:
+    """(in time, judged): standing fixes in time in the window + deadlines missed in it."""
+    on_time = _events(func.count()).where(
+        E.c.action == "resolved",
+        w.holds(E.c.created_at),
+        flag(E, "within_limit"),
+        standing(E, w.now),
+        *where,
+    )
+    missed = (
+        select(func.count())
+        .select_from(Case)
+        .where(
+            w.holds(Case.resolve_due_at),
+            ~_resolved_on_time(w.now),
+            ~has_event(ENDED_UNFIXED, until=Case.resolve_due_at),
+            *where,
+        )
+    )
+    return _judged(
+        await _tally(session, on_time, _key(by, E.c.created_at)),
+        await _tally(session, missed, _key(by, Case.resolve_due_at)),
+    )
+
+
+def _judged(hits: Tally, misses: Tally) -> Tally:
+    out: Tally = {}
+    for key in hits.keys() | misses.keys():
+        h, m = hits.get(key, (0,))[0], misses.get(key, (0,))[0]
+        out[key] = (h, h + m)
+    return out
+
+
+async def overdue_counts(session: AsyncSession, where: Where, now: datetime) -> tuple[int, int]:
+    """(overdue now, of which unanswered)."""
+    stmt = select(func.count(), count_if(unanswered(now))).where(overdue(now), *where)
+    row = (await session.execute(stmt)).one()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+async def overdue_rows(
+    session: AsyncSession, where: Where, now: datetime, limit: int
+) -> list[tuple[str, str | None, str | None, bool, datetime]]:
+    """(number, lane, department, unanswered?, deadline missed), the earliest deadline first."""
+    late = unanswered(now)
+    missed_at = case((late, Case.response_due_at), else_=Case.resolve_due_at)
+    stmt = (
+        select(Case.number, Case.lane_id, Case.department_id, late, missed_at)
+        .where(overdue(now), *where)
+        .order_by(missed_at, Case.id)
+        .limit(limit)
+    )
+    rows = (await session.execute(stmt)).all()
+    return [(n, lane, dep, bool(u), _utc(due)) for n, lane, dep, u, due in rows]
+
+
+async def _median(session: AsyncSession, stmt: Select[Any]) -> float | None:
     """The median of the one column `stmt` selects (NULLs left out): counted, then read.
 
     SQLite has no percentile function; ORDER BY … OFFSET n/2 reads one or two rows on both.
@@ -184,3 +384,9 @@ async def median(session: AsyncSession, stmt: Select[Any]) -> float | None:
     ).all()
     # Rounded to the millisecond: julianday() arithmetic is off by some microseconds.
     return round(sum(float(v) for v in middle) / len(middle), 3)
+
+
+def _utc(value: datetime | str) -> datetime:
+    # A CASE over two UTCDateTime columns may come back untyped: naive text on SQLite.
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
