@@ -31,7 +31,7 @@ from storage.db import make_engine, make_sessionmaker
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("report", "my", "case", "lang", "cancel", "help")
+COMMANDS = ("report", "my", "case", "tasks", "lang", "cancel", "help")
 
 
 def make_bot(settings: Settings, token: str | None = None) -> Bot:

@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from storage.models import OutboxMessage, Person
-from storage.outbox import FAILED, SENT, SKIPPED, claim_due, sent_message_id
+from storage.outbox import FAILED, SENT, SKIPPED, claim_due, release, sent_message_id
 
 log = logging.getLogger(__name__)
 
@@ -89,18 +89,21 @@ class RateLimiter:
         self._overall: deque[float] = deque()
         self._chats: dict[int, deque[float]] = {}
 
-    def delay(self, chat_id: int) -> float:
-        """Seconds to wait before a message to `chat_id` keeps within every limit (0: now)."""
+    def overall_delay(self) -> float:
+        """Seconds until one more message keeps within the overall limit (0: now)."""
+        return _window_wait(self._overall, self._clock(), 1.0, self._overall_per_s)
+
+    def chat_delay(self, chat_id: int) -> float:
+        """Seconds until one more message to `chat_id` keeps within that chat's limits."""
         now = self._clock()
-        waits = [_window_wait(self._overall, now, 1.0, self._overall_per_s)]
         sent = self._chats.get(chat_id, deque())
         if chat_id < 0:
-            waits.append(_window_wait(sent, now, 60.0, self._group_per_min))
-        else:
-            waits.append(_window_wait(sent, now, 1.0, self._chat_burst))
-            # After a burst, keep to one a second on average over ten seconds.
-            waits.append(_window_wait(sent, now, 10.0, int(10 / self._chat_interval_s)))
-        return max(waits)
+            return _window_wait(sent, now, 60.0, self._group_per_min)
+        # A short burst, then one a second on average over ten seconds.
+        return max(
+            _window_wait(sent, now, 1.0, self._chat_burst),
+            _window_wait(sent, now, 10.0, max(1, round(10 / self._chat_interval_s))),
+        )
 
     def record(self, chat_id: int) -> None:
         now = self._clock()
@@ -135,7 +138,7 @@ class Sender:
         *,
         batch: int = 30,
         idle_poll_s: float = 1.0,
-        monotonic: Callable[[], float] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._bot = bot
         self._sessionmaker = sessionmaker
@@ -145,7 +148,11 @@ class Sender:
         self._idle_poll_s = idle_poll_s
         self._wakeup = asyncio.Event()
         self._stopping = False
-        self.limiter = RateLimiter(monotonic or asyncio.get_running_loop().time)
+        self._loop_time = asyncio.get_running_loop().time
+        self.limiter = limiter or RateLimiter(self._loop_time)
+        self._permit = asyncio.Lock()
+        # Chats waiting for their per-chat limit: loop time when they may be sent to again.
+        self._paused: dict[int, float] = {}
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -165,37 +172,67 @@ class Sender:
                 sent = 0
             if sent == 0 and not self._stopping:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._idle_poll_s)
+                    await asyncio.wait_for(self._wakeup.wait(), self._idle_wait())
+
+    def _idle_wait(self) -> float:
+        """Sleep until the first paused chat may be sent to, or the idle poll."""
+        now = self._loop_time()
+        soonest = min(self._paused.values(), default=now + self._idle_poll_s)
+        return max(0.0, min(self._idle_poll_s, soonest - now))
 
     async def drain(self) -> int:
-        """Send everything due now (tests and the CLI); returns how many calls were made."""
+        """Send everything due now, waiting out per-chat pauses; returns how many were sent."""
         total = 0
-        while n := await self.drain_once():
+        while True:
+            n = await self.drain_once()
             total += n
-        return total
+            if n == 0 and not self._paused:
+                return total
+            if n == 0:
+                await asyncio.sleep(self._idle_wait())
 
     async def drain_once(self) -> int:
+        """Claim the head message of each ready chat and send them side by side."""
+        now = self._loop_time()
+        self._paused = {c: t for c, t in self._paused.items() if t > now}
         async with self._sessionmaker() as session, session.begin():
-            rows = await claim_due(session, now=self._clock.now(), lease=LEASE, limit=self._batch)
+            rows = await claim_due(
+                session,
+                now=self._clock.now(),
+                lease=LEASE,
+                limit=self._batch,
+                skip_chats=list(self._paused),
+            )
+        ready, waiting = [], []
         for row in rows:
-            await self._deliver(row)
-        return len(rows)
+            wait = self.limiter.chat_delay(row.chat_id)
+            if wait > 0:
+                self._paused[row.chat_id] = now + wait
+                waiting.append(row.id)
+            else:
+                ready.append(row)
+        if waiting:
+            async with self._sessionmaker() as session, session.begin():
+                await release(session, waiting)
+        await asyncio.gather(*(self._deliver(row) for row in ready))
+        return len(ready)
 
     async def _deliver(self, row: OutboxMessage) -> None:
-        wait = self.limiter.delay(row.chat_id)
-        if wait > 0:
-            await asyncio.sleep(wait)
         values: dict[str, Any]
         try:
             method = await self._build(row)
             if method is None:
                 values = {"status": SKIPPED, "last_error": "the message to edit was never sent"}
             else:
-                self.limiter.record(row.chat_id)
+                async with self._permit:
+                    if (wait := self.limiter.overall_delay()) > 0:
+                        await asyncio.sleep(wait)
+                    self.limiter.record(row.chat_id)
                 result = await self._bot(method)
                 values = {"status": SENT, "sent_at": self._clock.now()}
                 values["telegram_message_id"] = _message_id(result)
         except TelegramRetryAfter as exc:
+            self._paused[row.chat_id] = self._loop_time() + exc.retry_after
             values = self._retry_values(row, timedelta(seconds=exc.retry_after), str(exc))
         except (TelegramServerError, TelegramNetworkError) as exc:
             backoff = min(MAX_BACKOFF, timedelta(seconds=2 ** min(row.attempts, 8)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,7 +41,12 @@ def enqueue(
 
 
 async def claim_due(
-    session: AsyncSession, *, now: datetime, lease: timedelta, limit: int
+    session: AsyncSession,
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    skip_chats: Sequence[int] = (),
 ) -> list[OutboxMessage]:
     """Claim the oldest due message of each chat, so a chat's messages leave in order.
 
@@ -56,6 +62,7 @@ async def claim_due(
             select(OutboxMessage.id)
             .where(
                 OutboxMessage.id.in_(head),
+                OutboxMessage.chat_id.not_in(skip_chats),
                 OutboxMessage.next_attempt_at <= now,
                 or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
             )
@@ -81,6 +88,16 @@ async def claim_due(
         )
     ).all()
     return sorted(claimed, key=lambda row: row.id)
+
+
+async def release(session: AsyncSession, ids: Sequence[int]) -> None:
+    """Give claimed messages back unsent (their chat must wait for its rate limit)."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids))
+        .values(claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def sent_message_id(session: AsyncSession, chat_id: int, ref: str) -> tuple[str, int | None]:

@@ -19,6 +19,7 @@ from bot.app import app_context, make_bot, make_dispatcher
 from bot.clock import FakeClock
 from bot.config import SAMPLE_DISTRICT_DIR, Settings
 from bot.context import AppContext
+from bot.delivery import RateLimiter
 from bot.sandbox.emulator import TelegramEmulator
 from storage.models import Case, CaseEvent, OutboxMessage, Photo
 
@@ -75,7 +76,7 @@ def settings_for(database_url: str, media_dir: Path, api_url: str, **extra: Any)
         database_url=database_url,
         district_dir=SAMPLE_DISTRICT_DIR,
         media_dir=media_dir,
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         **extra,
     )
 
@@ -90,8 +91,14 @@ async def running_bot(
     settings = settings_for(database_url, media_dir, url, **settings_extra)
     bot = make_bot(settings)
     clock = FakeClock()
+    # Conversations in tests run faster than people type: allow ten messages a second per chat
+    # (after Telegram's burst of three) so that waits stay short. Delivery tests use the
+    # production limits.
+    limiter = RateLimiter(asyncio.get_running_loop().time, chat_interval_s=0.1)
     try:
-        async with app_context(settings, bot, clock) as ctx:
+        async with app_context(settings, bot, clock, limiter=limiter) as ctx:
+            for chat_id, title in _district_chats(ctx):
+                emulator.group(chat_id, title)
             dp = make_dispatcher(ctx, settings)
             polling = asyncio.create_task(
                 dp.start_polling(bot, handle_signals=False, polling_timeout=1)
@@ -107,6 +114,16 @@ async def running_bot(
     finally:
         await bot.session.close()
         await emulator.stop()
+
+
+def _district_chats(ctx: AppContext) -> list[tuple[int, str]]:
+    """The department and triage groups the district file names: the bot is a member of each."""
+    district = ctx.district
+    chats = [(d.chat_id, d.name_zh) for d in district.departments.values() if d.chat_id]
+    chats += [
+        (s.triage_chat_id, s.name_zh) for s in district.street_offices.values() if s.triage_chat_id
+    ]
+    return chats
 
 
 def jpeg(

@@ -6,14 +6,15 @@ from bot.handlers import chief, common, fallback, followup, rating, resident, su
 
 
 def root_router() -> Router:
+    """A new tree of routers: a router can belong to one dispatcher only."""
     root = Router(name="root")
     root.include_routers(
-        common.router,
-        supervisor.router,
-        chief.router,
-        rating.router,
-        followup.router,
-        resident.router,
-        fallback.router,
+        common.make_router(),
+        supervisor.make_router(),
+        chief.make_router(),
+        rating.make_router(),
+        followup.make_router(),
+        resident.make_router(),
+        fallback.make_router(),
     )
     return root

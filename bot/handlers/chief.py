@@ -35,8 +35,6 @@ from bot.routing.pipeline import lane_chief
 from bot.views import task_line
 from storage.models import Case, CaseEvent, Person
 
-router = Router(name="chief")
-
 NEARBY_LANES = 8
 
 
@@ -68,7 +66,6 @@ async def _case_for(
     return case
 
 
-@router.callback_query(CardAction.filter())
 async def card_button(
     query: CallbackQuery,
     callback_data: CardAction,
@@ -114,7 +111,6 @@ async def card_button(
         me.say(f"card.ask_{action}", number=case.number)
 
 
-@router.callback_query(WhistlePick.filter())
 async def whistle_pick(
     query: CallbackQuery,
     callback_data: WhistlePick,
@@ -145,7 +141,6 @@ async def whistle_pick(
     )
 
 
-@router.callback_query(TransferPick.filter())
 async def transfer_pick(
     query: CallbackQuery,
     callback_data: TransferPick,
@@ -169,7 +164,6 @@ async def transfer_pick(
     me.say("card.ask_transfer", number=case.number, where=where)
 
 
-@router.message(HandlerInput.resolve, F.photo | F.document)
 async def resolve_with_photo(
     message: Message, bot: Bot, state: FSMContext, ctx: AppContext, out: Outbox, person: Person
 ) -> None:
@@ -187,7 +181,6 @@ async def resolve_with_photo(
     await _resolve(state, ctx, out, person, me, note, photo)
 
 
-@router.message(HandlerInput.resolve, F.text)
 async def resolve_note(
     message: Message, state: FSMContext, ctx: AppContext, out: Outbox, person: Person
 ) -> None:
@@ -241,7 +234,6 @@ async def _tell_resolved(ctx: AppContext, out: Outbox, case: Case, note: str, pa
     await tell_followers(out, case, "progress.resolved_follower", note=note, reporter=False)
 
 
-@router.message(HandlerInput.reject, F.text)
 async def reject_reason(
     message: Message, state: FSMContext, ctx: AppContext, out: Outbox, person: Person
 ) -> None:
@@ -263,7 +255,6 @@ async def reject_reason(
     await tell_followers(out, case, "progress.rejected", reason=reason.strip())
 
 
-@router.message(HandlerInput.transfer, F.text)
 async def transfer_reason(
     message: Message, state: FSMContext, ctx: AppContext, out: Outbox, person: Person
 ) -> None:
@@ -298,9 +289,6 @@ async def transfer_reason(
         await tell_followers(out, case, "routed.triage")
 
 
-@router.message(HandlerInput.resolve)
-@router.message(HandlerInput.reject)
-@router.message(HandlerInput.transfer)
 async def input_expected(message: Message, state: FSMContext, out: Outbox, person: Person) -> None:
     current = await state.get_state()
     key = (
@@ -311,7 +299,6 @@ async def input_expected(message: Message, state: FSMContext, out: Outbox, perso
     out.to(person).say(key)
 
 
-@router.message(Command("tasks"))
 async def tasks(message: Message, ctx: AppContext, out: Outbox, person: Person) -> None:
     """Open cases this person acts on, soonest deadline first."""
     me = out.to(person)
@@ -386,3 +373,20 @@ def _nearby_lanes(ctx: AppContext, case: Case) -> list[str]:
             if lane.street_id == case.street_id and lane.id != case.lane_id
         ]
     return ids[:NEARBY_LANES]
+
+
+def make_router() -> Router:
+    """A fresh router with this area's handlers (one per dispatcher)."""
+    router = Router(name="chief")
+    router.callback_query.register(card_button, CardAction.filter())
+    router.callback_query.register(whistle_pick, WhistlePick.filter())
+    router.callback_query.register(transfer_pick, TransferPick.filter())
+    router.message.register(resolve_with_photo, HandlerInput.resolve, F.photo | F.document)
+    router.message.register(resolve_note, HandlerInput.resolve, F.text)
+    router.message.register(reject_reason, HandlerInput.reject, F.text)
+    router.message.register(transfer_reason, HandlerInput.transfer, F.text)
+    router.message.register(input_expected, HandlerInput.resolve)
+    router.message.register(input_expected, HandlerInput.reject)
+    router.message.register(input_expected, HandlerInput.transfer)
+    router.message.register(tasks, Command("tasks"))
+    return router

@@ -13,11 +13,7 @@ from bot.keyboards import LanguageChoice, language_keyboard
 from bot.outgoing import Outbox
 from storage.models import Person
 
-router = Router(name="common")
-router.message.filter(F.chat.type == "private")
 
-
-@router.message(CommandStart())
 async def start(
     message: Message,
     command: CommandObject,
@@ -41,13 +37,11 @@ async def start(
     me.say("start.greeting", district=district)
 
 
-@router.message(Command("help"))
 async def help_command(message: Message, ctx: AppContext, out: Outbox, person: Person) -> None:
     me = out.to(person)
     me.say("help.text", district=ctx.district.name(ctx.district, me.language))
 
 
-@router.message(Command("cancel"))
 async def cancel(message: Message, state: FSMContext, out: Outbox, person: Person) -> None:
     had_something = await state.get_state() is not None
     await state.clear()
@@ -55,12 +49,10 @@ async def cancel(message: Message, state: FSMContext, out: Outbox, person: Perso
     out.to(person).say(key, ReplyKeyboardRemove())
 
 
-@router.message(Command("lang"))
 async def language_command(message: Message, out: Outbox, person: Person) -> None:
     out.to(person).say("lang.choose", language_keyboard())
 
 
-@router.callback_query(LanguageChoice.filter())
 async def language_chosen(
     query: CallbackQuery, callback_data: LanguageChoice, out: Outbox, person: Person
 ) -> None:
@@ -71,3 +63,15 @@ async def language_chosen(
     person.language_chosen = True
     await query.answer()
     out.to(person).say("lang.set")
+
+
+def make_router() -> Router:
+    """A fresh router with this area's handlers (one per dispatcher)."""
+    router = Router(name="common")
+    router.message.filter(F.chat.type == "private")
+    router.message.register(start, CommandStart())
+    router.message.register(help_command, Command("help"))
+    router.message.register(cancel, Command("cancel"))
+    router.message.register(language_command, Command("lang"))
+    router.callback_query.register(language_chosen, LanguageChoice.filter())
+    return router

@@ -8,9 +8,6 @@ from aiogram.types import Message
 from bot.outgoing import Outbox
 from storage.models import Person
 
-router = Router(name="fallback")
-router.message.filter(F.chat.type == "private")
-
 UNSUPPORTED = (
     F.voice
     | F.audio
@@ -25,17 +22,24 @@ UNSUPPORTED = (
 )
 
 
-@router.message(UNSUPPORTED)
 async def unsupported(message: Message, out: Outbox, person: Person) -> None:
     out.to(person).say("input.unsupported")
 
 
-@router.message(F.text)
 async def idle_text(message: Message, out: Outbox, person: Person) -> None:
     key = "input.unknown_command" if (message.text or "").startswith("/") else "input.idle_text"
     out.to(person).say(key)
 
 
-@router.message()
 async def anything_else(message: Message, out: Outbox, person: Person) -> None:
     out.to(person).say("input.unsupported")
+
+
+def make_router() -> Router:
+    """A fresh router with this area's handlers (one per dispatcher)."""
+    router = Router(name="fallback")
+    router.message.filter(F.chat.type == "private")
+    router.message.register(unsupported, UNSUPPORTED)
+    router.message.register(idle_text, F.text)
+    router.message.register(anything_else)
+    return router

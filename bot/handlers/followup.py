@@ -18,9 +18,6 @@ from bot.views import case_detail, case_line
 from storage.cases import case_by_number, cases_of_reporter, timeline
 from storage.models import Case, Person
 
-router = Router(name="followup")
-router.message.filter(F.chat.type == "private")
-
 MY_CASES_SHOWN = 10
 
 
@@ -29,7 +26,6 @@ class CaseInput(StatesGroup):
     photo = State()
 
 
-@router.message(Command("my"))
 async def my_cases(message: Message, ctx: AppContext, out: Outbox, person: Person) -> None:
     me = out.to(person)
     cases = await cases_of_reporter(out.session, person.id, MY_CASES_SHOWN)
@@ -42,7 +38,6 @@ async def my_cases(message: Message, ctx: AppContext, out: Outbox, person: Perso
     me.text("\n".join(lines))
 
 
-@router.message(Command("case"))
 async def show_case(
     message: Message, command: CommandObject, ctx: AppContext, out: Outbox, person: Person
 ) -> None:
@@ -85,7 +80,6 @@ async def _own_open_case(
     return case
 
 
-@router.callback_query(CaseAction.filter())
 async def case_button(
     query: CallbackQuery,
     callback_data: CaseAction,
@@ -125,7 +119,6 @@ async def case_button(
     await query.answer()
 
 
-@router.message(CaseInput.note, F.text)
 async def note_received(message: Message, state: FSMContext, out: Outbox, person: Person) -> None:
     me = out.to(person)
     case = await _pending_case(state, out)
@@ -144,7 +137,6 @@ async def note_received(message: Message, state: FSMContext, out: Outbox, person
     me.say("case.note_added", number=case.number)
 
 
-@router.message(CaseInput.photo, F.photo | F.document)
 async def photo_for_case(
     message: Message, bot: Bot, state: FSMContext, ctx: AppContext, out: Outbox, person: Person
 ) -> None:
@@ -169,7 +161,6 @@ async def photo_for_case(
     me.say("case.photo_added", number=case.number)
 
 
-@router.message(CaseInput.photo)
 async def not_a_photo(message: Message, out: Outbox, person: Person) -> None:
     out.to(person).say("case.photo_expected")
 
@@ -177,3 +168,16 @@ async def not_a_photo(message: Message, out: Outbox, person: Person) -> None:
 async def _pending_case(state: FSMContext, out: Outbox) -> Case | None:
     case_id = (await state.get_data()).get("case_id")
     return await out.session.get(Case, case_id) if isinstance(case_id, int) else None
+
+
+def make_router() -> Router:
+    """A fresh router with this area's handlers (one per dispatcher)."""
+    router = Router(name="followup")
+    router.message.filter(F.chat.type == "private")
+    router.message.register(my_cases, Command("my"))
+    router.message.register(show_case, Command("case"))
+    router.callback_query.register(case_button, CaseAction.filter())
+    router.message.register(note_received, CaseInput.note, F.text)
+    router.message.register(photo_for_case, CaseInput.photo, F.photo | F.document)
+    router.message.register(not_a_photo, CaseInput.photo)
+    return router

@@ -17,15 +17,11 @@ from bot.notify import handlers, refresh_cards, supervisors
 from bot.outgoing import Outbox
 from storage.models import Case, Person
 
-router = Router(name="rating")
-router.message.filter(F.chat.type == "private")
-
 
 class RatingComment(StatesGroup):
     comment = State()
 
 
-@router.callback_query(RateAction.filter())
 async def rated(
     query: CallbackQuery,
     callback_data: RateAction,
@@ -76,13 +72,11 @@ async def _reopened(ctx: AppContext, out: Outbox, case: Case, stars: int) -> Non
         to.say("reopen.supervisor", number=case.number, why=to.t(why_key, stars=stars))
 
 
-@router.message(RatingComment.comment, Command("skip"))
 async def no_comment(message: Message, state: FSMContext, out: Outbox, person: Person) -> None:
     await state.clear()
     out.to(person).say("rate.comment_skipped")
 
 
-@router.message(RatingComment.comment, F.text)
 async def comment(message: Message, state: FSMContext, out: Outbox, person: Person) -> None:
     me = out.to(person)
     text = message.text or ""
@@ -101,3 +95,13 @@ async def comment(message: Message, state: FSMContext, out: Outbox, person: Pers
         me.text(me.t(f"error.{exc.code}", **exc.details))
         return
     me.say("rate.comment_thanks")
+
+
+def make_router() -> Router:
+    """A fresh router with this area's handlers (one per dispatcher)."""
+    router = Router(name="rating")
+    router.message.filter(F.chat.type == "private")
+    router.callback_query.register(rated, RateAction.filter())
+    router.message.register(no_comment, RatingComment.comment, Command("skip"))
+    router.message.register(comment, RatingComment.comment, F.text)
+    return router

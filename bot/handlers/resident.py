@@ -23,10 +23,6 @@ from bot.views import summary
 from storage.cases import case_by_idempotency_key
 from storage.models import Person
 
-router = Router(name="resident")
-router.message.filter(F.chat.type == "private")
-router.callback_query.filter(F.message.chat.type == "private")
-
 LANE_PRESET = "lane_preset"
 
 
@@ -83,14 +79,12 @@ async def start_draft(state: FSMContext, **initial: Any) -> dict[str, Any]:
     return draft
 
 
-@router.message(Command("report"))
 async def report_command(message: Message, state: FSMContext, out: Outbox, person: Person) -> None:
     await start_draft(state)
     await state.set_state(Report.photos)
     out.to(person).say("report.ask_photo")
 
 
-@router.message(F.photo | F.document)
 async def photo_received(
     message: Message, bot: Bot, state: FSMContext, ctx: AppContext, out: Outbox, person: Person
 ) -> None:
@@ -131,7 +125,6 @@ async def photo_received(
         )
 
 
-@router.message(StateFilter(Report.photos, Report.description), F.text)
 async def description_received(
     message: Message, state: FSMContext, ctx: AppContext, out: Outbox, person: Person
 ) -> None:
@@ -150,7 +143,6 @@ async def description_received(
     await Step.next(state, me, ctx)
 
 
-@router.message(F.location | F.venue)
 async def location_received(
     message: Message, state: FSMContext, ctx: AppContext, out: Outbox, person: Person
 ) -> None:
@@ -192,7 +184,6 @@ def _use_location(
     return True
 
 
-@router.message(Report.location, F.text)
 async def location_refused_or_typed(
     message: Message, state: FSMContext, ctx: AppContext, out: Outbox, person: Person
 ) -> None:
@@ -205,7 +196,6 @@ async def location_refused_or_typed(
     await _take_address(text, state, ctx, me)
 
 
-@router.message(Report.address, F.text)
 async def address_received(
     message: Message, state: FSMContext, ctx: AppContext, out: Outbox, person: Person
 ) -> None:
@@ -221,12 +211,10 @@ async def _take_address(text: str, state: FSMContext, ctx: AppContext, me: Recip
     await Step.next(state, me, ctx)
 
 
-@router.message(Report.confirm, F.text)
 async def text_while_confirming(message: Message, out: Outbox, person: Person) -> None:
     out.to(person).say("report.use_buttons")
 
 
-@router.callback_query(ReportAction.filter())
 async def summary_button(
     query: CallbackQuery,
     callback_data: ReportAction,
@@ -315,3 +303,21 @@ async def _confirm(
         )
         await announce(ctx, out, routed, person)
     out.after_commit(state.clear)
+
+
+def make_router() -> Router:
+    """A fresh router with this area's handlers (one per dispatcher)."""
+    router = Router(name="resident")
+    router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
+    router.message.register(report_command, Command("report"))
+    router.message.register(photo_received, F.photo | F.document)
+    router.message.register(
+        description_received, StateFilter(Report.photos, Report.description), F.text
+    )
+    router.message.register(location_received, F.location | F.venue)
+    router.message.register(location_refused_or_typed, Report.location, F.text)
+    router.message.register(address_received, Report.address, F.text)
+    router.message.register(text_while_confirming, Report.confirm, F.text)
+    router.callback_query.register(summary_button, ReportAction.filter())
+    return router

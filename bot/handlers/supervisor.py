@@ -15,10 +15,7 @@ from bot.routing.dispatch import TRIAGE, decide
 from bot.routing.pipeline import lane_chief
 from storage.models import Case, Person
 
-router = Router(name="supervisor")
 
-
-@router.callback_query(TriagePick.filter())
 async def triage_pick(
     query: CallbackQuery,
     callback_data: TriagePick,
@@ -67,3 +64,10 @@ async def triage_pick(
         me.say("triage.still_no_chief", number=case.number)
         return
     await announce_dispatch(ctx, out, case, decision)
+
+
+def make_router() -> Router:
+    """A fresh router with this area's handlers (one per dispatcher)."""
+    router = Router(name="supervisor")
+    router.callback_query.register(triage_pick, TriagePick.filter())
+    return router

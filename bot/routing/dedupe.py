@@ -65,24 +65,19 @@ async def _same_photo(
 ) -> tuple[Case, str] | None:
     if not case.photos:
         return None
-    rows: Sequence[tuple[Photo, Case]] = (
-        (
-            await session.execute(
-                select(Photo, Case)
-                .join(Case, Case.id == Photo.case_id)
-                .where(
-                    Case.id != case.id,
-                    # Near-identical photos are looked for in the same street office only.
-                    Case.street_id == case.street_id if case.street_id else Case.id.is_not(None),
-                    Case.state.in_(OPEN_STATES),
-                    Case.duplicate_of_id.is_(None),
-                    Case.created_at >= since,
-                )
-            )
+    result = await session.execute(
+        select(Photo, Case)
+        .join(Case, Case.id == Photo.case_id)
+        .where(
+            Case.id != case.id,
+            # Near-identical photos are looked for in the same street office only.
+            Case.street_id == case.street_id if case.street_id else Case.id.is_not(None),
+            Case.state.in_(OPEN_STATES),
+            Case.duplicate_of_id.is_(None),
+            Case.created_at >= since,
         )
-        .tuples()
-        .all()
     )
+    rows: Sequence[tuple[Photo, Case]] = [(photo, other) for photo, other in result.all()]
     mine = {p.sha256 for p in case.photos}
     hashes = [p.phash for p in case.photos if p.phash]
     for photo, other in rows:
