@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "bot.cli.classifier",
     "bot.cli.sandbox",
     "bot.cli.signs",
+    "bot.cli.export",
 )
 
 
