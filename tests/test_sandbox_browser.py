@@ -46,7 +46,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PHONE = {"width": 360, "height": 740}
+PHONE_WIDTH, PHONE_HEIGHT = 360, 740
 WAIT_MS = 15_000  # for the bot's answers; the page itself reacts in milliseconds
 START_TIMEOUT_S = 90.0
 
@@ -181,6 +181,14 @@ class Play:
     def bot_message(self, text: str) -> Any:
         return self.page.locator("#chat .msg.bot", has_text=text).last
 
+    def images_loaded(self) -> None:
+        """Every photo in the chat has arrived and decoded (none is a broken image)."""
+        self.page.wait_for_function(
+            "() => [...document.querySelectorAll('#chat img')]"
+            ".every(i => i.complete && i.naturalWidth > 0)",
+            timeout=WAIT_MS,
+        )
+
     def screenshot(self, name: str) -> None:
         self.page.screenshot(path=str(ARTIFACTS / f"sandbox-{name}.png"))
 
@@ -193,7 +201,11 @@ def play(chromium: str, sandbox: Sandbox) -> Iterator[Play]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         context = browser.new_context(
-            viewport=PHONE, device_scale_factor=2, locale="zh-CN", is_mobile=True, has_touch=True
+            viewport={"width": PHONE_WIDTH, "height": PHONE_HEIGHT},
+            device_scale_factor=2,
+            locale="zh-CN",
+            is_mobile=True,
+            has_touch=True,
         )
         page = context.new_page()
         # The page must need nothing from elsewhere: any such request fails the test.
@@ -371,6 +383,7 @@ def test_5_supervisor_asks_for_the_digest(play: Play) -> None:
     expect(play.page.locator("#chat .msg.bot")).not_to_have_count(before)
     answer = play.page.locator("#chat .msg.bot").last
     expect(answer).not_to_contain_text(shown("zh", "input.unknown_command"))
+    play.images_loaded()  # a digest chart, if it comes as a photo
     play.screenshot("supervisor-digest")
     play.passed.add("digest")
 
@@ -385,6 +398,7 @@ def test_6_every_persona_has_its_screen(play: Play) -> None:
         tab = play.page.locator(f'#personas button[data-persona="{key}"]')
         expect(tab).to_have_attribute("aria-selected", "true")
         expect(tab.locator(".badge")).to_have_count(0)  # opening a chat reads it
+        play.images_loaded()
         play.screenshot(key)
     play.persona("resident_zh")
     expect(play.page.locator("#chat .msg.user img").first).to_be_visible()

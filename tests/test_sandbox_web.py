@@ -191,7 +191,7 @@ async def test_a_whole_report_through_the_api_arrives_live(web: Web) -> None:
     is_created = bot_says("resident_zh", "CY-")
 
     def is_edit(item: dict[str, Any]) -> bool:
-        return (item.get("message") or {}).get("id") == summary["id"]
+        return bool((item.get("message") or {}).get("id") == summary["id"])
 
     seen = [await next_item(socket, lambda i: is_created(i) or is_edit(i)) for _ in range(2)]
     [created] = [i for i in seen if is_created(i)]
@@ -281,7 +281,7 @@ def test_sandbox_command_and_its_port_setting() -> None:
     args = build_parser().parse_args(["sandbox", "--port", "0", "--host", "0.0.0.0"])
     assert (args.port, args.host) == (0, "0.0.0.0")
     assert build_parser().parse_args(["sandbox"]).port is None  # then SANDBOX_PORT decides
-    settings = Settings(_env_file=None, district_dir=SAMPLE_DISTRICT_DIR)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, district_dir=SAMPLE_DISTRICT_DIR)
     assert settings.sandbox_port == 8080
     with pytest.raises(ValidationError):
-        Settings(_env_file=None, sandbox_port=70000)  # type: ignore[call-arg]
+        Settings(_env_file=None, sandbox_port=70000)

@@ -88,7 +88,6 @@ function photoNode(photo) {
   const img = el("img");
   img.src = `/api/files/${encodeURIComponent(photo.file_id)}`;
   img.alt = "photo";
-  img.loading = "lazy";
   if (photo.width && photo.height) {
     // Reserve the space before the bytes arrive, so the chat does not jump.
     img.width = photo.width;
