@@ -40,8 +40,8 @@ __all__ = [
 
 ScopeKind = Literal["district", "street", "lane", "department", "person"]
 Level = Literal["lane", "department"]
-# Ranking score: the three rates weighted 10 : 45 : 45, the proportions of Beijing's
-# 接诉即办 assessment (answering fast matters, but fixing it and the resident's verdict more).
+# Ranking score: response, resolution and satisfaction weighted 10 : 45 : 45. Answering fast
+# matters, but whether it got fixed and what the resident thinks of it matter more.
 WEIGHTS = (0.10, 0.45, 0.45)
 
 
