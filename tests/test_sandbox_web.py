@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import html
 import re
 from collections.abc import AsyncIterator, Callable
@@ -16,7 +17,8 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from bot.__main__ import build_parser
-from bot.config import SAMPLE_DISTRICT_DIR, Settings
+from bot.cli import core
+from bot.config import SAMPLE_DISTRICT_DIR, Settings, get_settings
 from bot.i18n import t
 from bot.sandbox.cast import cast_for, enter, load_cast
 from bot.sandbox.chatview import ChatFeed, history, reply_keyboard
@@ -285,3 +287,24 @@ def test_sandbox_command_and_its_port_setting() -> None:
     assert settings.sandbox_port == 8080
     with pytest.raises(ValidationError):
         Settings(_env_file=None, sandbox_port=70000)
+
+
+async def test_run_without_a_token_starts_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    started: list[tuple[str, int]] = []
+
+    async def serve_forever(settings: Settings, *, host: str, port: int) -> None:
+        started.append((host, port))
+
+    monkeypatch.setattr("bot.sandbox.run.serve_forever", serve_forever)
+    monkeypatch.setenv("BOT_TOKEN", "")
+    monkeypatch.setenv("SANDBOX_PORT", "8099")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'suipai.db'}")
+    monkeypatch.setenv("DISTRICT_DIR", str(SAMPLE_DISTRICT_DIR))
+    get_settings.cache_clear()
+    try:
+        assert await core._run(argparse.Namespace()) == 0
+    finally:
+        get_settings.cache_clear()
+    assert started == [("127.0.0.1", 8099)]

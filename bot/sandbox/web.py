@@ -141,14 +141,17 @@ def _text(value: Any) -> str:
     return value.strip()
 
 
-def _point(body: dict[str, Any]) -> tuple[float, float]:
-    lat, lon = body.get("latitude"), body.get("longitude")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
+def _coordinate(value: Any, limit: float) -> float:
+    # bool is an int to Python, but `true` is no latitude.
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise Refused(400, "latitude and longitude must be numbers")
-    assert isinstance(lat, int | float) and isinstance(lon, int | float)
-    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+    if not (math.isfinite(value) and -limit <= value <= limit):
         raise Refused(400, "latitude must be within ±90 and longitude within ±180")
-    return float(lat), float(lon)
+    return float(value)
+
+
+def _point(body: dict[str, Any]) -> tuple[float, float]:
+    return _coordinate(body.get("latitude"), 90), _coordinate(body.get("longitude"), 180)
 
 
 def _accepted(update: dict[str, Any]) -> web.Response:
