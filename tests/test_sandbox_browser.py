@@ -11,6 +11,7 @@ chat with a new card) is retaken.
 from __future__ import annotations
 
 import html
+import json
 import os
 import queue
 import re
@@ -19,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,12 +105,24 @@ def chromium() -> str:
 @dataclass
 class Sandbox:
     url: str
+    bot_api: str  # the emulated Bot API as the bot's own token sees it: bot_api + "sendMessage"
     process: subprocess.Popen[str]
-    log: Path
+
+    def call(self, method: str, **params: Any) -> Any:
+        """Act as the bot: one Bot API call to the emulator."""
+        request = urllib.request.Request(
+            self.bot_api + method,
+            data=json.dumps(params).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = json.load(response)
+        assert body["ok"], body
+        return body["result"]
 
 
-def _url_from(process: subprocess.Popen[str]) -> str:
-    """Wait for the line where the sandbox says where it serves (or for it to die)."""
+def _announced(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """Wait for the lines where the sandbox says where it serves (or for it to die)."""
     lines: queue.Queue[str] = queue.Queue()
 
     def read() -> None:
@@ -118,7 +132,8 @@ def _url_from(process: subprocess.Popen[str]) -> str:
         lines.put("")  # end of output: the process exited
 
     threading.Thread(target=read, daemon=True).start()
-    while True:
+    page = api = ""
+    while not (page and api):
         try:
             line = lines.get(timeout=START_TIMEOUT_S)
         except queue.Empty:
@@ -126,7 +141,10 @@ def _url_from(process: subprocess.Popen[str]) -> str:
         if not line:
             raise AssertionError(f"the sandbox exited with {process.wait()} before serving")
         if match := re.search(r"open (http://\S+)", line):
-            return match.group(1)
+            page = match.group(1)
+        if match := re.search(r"Bot API: (http://\S+/)<method>", line):
+            api = match.group(1)
+    return page, api
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +152,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """`python -m bot sandbox --port 0` on a fresh SQLite file, as a user would start it."""
     folder = tmp_path_factory.mktemp("sandbox")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = ARTIFACTS / "sandbox.log"
+    log = ARTIFACTS / "sandbox.log"  # the sandbox's own log, to read when a step fails
     env = os.environ | {
         "BOT_TOKEN": "",
         "DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'suipai.db'}",
@@ -152,7 +170,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
             text=True,
         )
         try:
-            yield Sandbox(_url_from(process), process, log)
+            yield Sandbox(*_announced(process), process)
         finally:
             process.send_signal(signal.SIGINT)  # Ctrl+C: the way a person stops it
             try:
@@ -167,6 +185,7 @@ class Play:
     """The page and what the steps so far have achieved."""
 
     page: Any
+    sandbox: Sandbox
     passed: set[str] = field(default_factory=set)
     case_number: str = ""
 
@@ -218,7 +237,7 @@ def play(chromium: str, sandbox: Sandbox) -> Iterator[Play]:
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(sandbox.url)
         expect(page.locator("#personas button")).to_have_count(5)
-        yield Play(page)
+        yield Play(page, sandbox)
         browser.close()
         assert outside == [], f"the page fetched from elsewhere: {outside}"
         assert errors == [], f"the page raised: {errors}"
@@ -420,3 +439,70 @@ def test_7_english_page_and_resident(play: Play) -> None:
     play.screenshot("resident_en")
     page.click("#lang")
     expect(page.locator("#send")).to_have_text("发送")
+
+
+def test_8_whatever_the_bot_sends_is_drawn_safely(play: Play) -> None:
+    """Messages no handler sends today, sent straight to the emulator as the bot: HTML
+    entities (never parsed as HTML), an edit, an album, a location, a reply keyboard, a
+    deletion. The page must draw them all from the emulator's records alone."""
+    from playwright.sync_api import expect
+
+    page, bot = play.page, play.sandbox
+    officer = 3001  # the cast's officer, who has started the bot (see bot/sandbox/cast.py)
+    play.persona("officer")
+    hostile = (
+        '<b>Bold <i>both</i></b> &lt;img src=x onerror="window.hacked=1"&gt; '
+        '<a href="https://example.org/x">a link</a> <a href="javascript:window.hacked=2">bad</a> '
+        "<tg-spoiler>secret</tg-spoiler> <code>code()</code>"
+    )
+    sent = bot.call("sendMessage", chat_id=officer, text=hostile, parse_mode="HTML")
+    bubble = page.locator(f'#chat .msg[data-id="{sent["message_id"]}"]')
+    expect(bubble.locator("strong")).to_have_text("Bold both")
+    expect(bubble.locator("strong em")).to_have_text("both")
+    expect(bubble).to_contain_text('<img src=x onerror="window.hacked=1">')
+    expect(bubble.locator("img")).to_have_count(0)
+    expect(bubble.locator('a[href="https://example.org/x"]')).to_have_text("a link")
+    expect(bubble.locator("a", has_text="bad")).to_have_count(0)  # a javascript: link is text
+    expect(bubble.locator(".spoiler")).to_have_text("secret")
+    expect(bubble.locator("code")).to_have_text("code()")
+    assert page.evaluate("window.hacked") is None
+
+    bot.call("editMessageText", chat_id=officer, message_id=sent["message_id"], text="Changed.")
+    expect(bubble).to_contain_text("Changed.")
+    expect(bubble).to_contain_text(t("zh", "sandbox.edited"))
+
+    photos = [m["photo"]["full_id"] for m in _chat(play, "chief") if m.get("photo")][:2]
+    assert len(photos) == 2, "the earlier steps left fewer than two photos to re-send"
+    album = bot.call(
+        "sendMediaGroup",
+        chat_id=officer,
+        media=[
+            {"type": "photo", "media": photos[0], "caption": "Two at once"},
+            {"type": "photo", "media": photos[1]},
+        ],
+    )
+    grouped = page.locator(f'#chat .msg[data-id="{album[0]["message_id"]}"]')
+    expect(grouped.locator("img")).to_have_count(2)
+    expect(grouped).to_contain_text("Two at once")
+    located = bot.call("sendLocation", chat_id=officer, latitude=39.9236, longitude=116.443)
+    expect(page.locator(f'#chat .msg[data-id="{located["message_id"]}"] .pin')).to_have_count(1)
+
+    keyboard = {"keyboard": [[{"text": "Here", "request_location": True}], ["Plain"]]}
+    bot.call("sendMessage", chat_id=officer, text="Pick one", reply_markup=keyboard)
+    expect(page.locator("#keyboard button")).to_have_count(2)
+    page.locator("#keyboard button", has_text="Plain").click()
+    expect(page.locator("#chat .msg.user", has_text="Plain")).to_be_visible()
+    bot.call("sendMessage", chat_id=officer, text="Done", reply_markup={"remove_keyboard": True})
+    expect(page.locator("#keyboard")).to_be_hidden()
+
+    bot.call("deleteMessage", chat_id=officer, message_id=sent["message_id"])
+    expect(bubble).to_have_count(0)
+    play.images_loaded()
+    play.screenshot("officer-anything")
+
+
+def _chat(play: Play, persona: str) -> list[dict[str, Any]]:
+    url = f"{play.sandbox.url}api/personas/{persona}/messages"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        messages: list[dict[str, Any]] = json.load(response)["messages"]
+    return messages

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,8 +17,6 @@ from bot.sandbox.cast import cast_for, enter, load_cast
 from bot.sandbox.emulator import TelegramEmulator
 from bot.sandbox.web import Sandbox, make_app
 from storage.migrate import upgrade
-
-log = logging.getLogger(__name__)
 
 # Any `<digits>:<text>` token is the emulator's one bot.
 SANDBOX_TOKEN = "1000000001:SANDBOX-local-emulator"
@@ -76,9 +73,7 @@ async def serve_forever(settings: Settings, *, host: str, port: int) -> None:
     """The CLI's sandbox: print where to look, then run until the bot stops or Ctrl+C."""
     async with running_sandbox(settings, host=host, port=port) as running:
         print(f"Suipai sandbox: open {running.url} in a browser (Ctrl+C stops it)", flush=True)
-        log.info(
-            "sandbox serving at %s; the bot talks to the emulator at %s",
-            running.url,
-            running.sandbox.emulator.base_url,
-        )
+        # Scripts (and the browser test) may act as the bot there, e.g. to try a message.
+        api = f"{running.sandbox.emulator.base_url}/bot{SANDBOX_TOKEN}/"
+        print(f"Its emulated Telegram Bot API: {api}<method>", flush=True)
         await running.bot_task
