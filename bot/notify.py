@@ -122,13 +122,15 @@ async def refresh_cards(ctx: AppContext, out: Outbox, case: Case) -> None:
         .where(OutboxMessage.ref.like(f"card:{case.id}:%"))
         .distinct()
     )
+    acting = {to.chat_id for to, _side in await handlers(out, ctx, case)}
+    acting |= {to.chat_id for to in await supervisors(out, ctx, case)}
     for chat_id, ref in rows.all():
         side = str(ref).rsplit(":", 1)[-1]
         lang = await _language(out.session, chat_id)
+        # A chat that no longer acts on the case (it was transferred away) keeps no buttons.
+        markup = card_markup(ctx, lang, side, case) if chat_id in acting else None
         out.chat(chat_id, lang).edit_text(
-            card(lang, ctx.district, case, ctx.settings.tz),
-            message_ref=ref,
-            markup=card_markup(ctx, lang, side, case),
+            card(lang, ctx.district, case, ctx.settings.tz), message_ref=ref, markup=markup
         )
 
 

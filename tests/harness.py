@@ -162,3 +162,32 @@ def gps_exif(lat: float, lon: float) -> Image.Exif:
     gps[3] = "E" if lon >= 0 else "W"
     gps[4] = dms(lon)
     return exif
+
+
+async def grant(
+    h: Harness, telegram_id: int, role: str, scope: str | None = None, kind: str | None = None
+) -> None:
+    """Give a person a role, as `python -m bot people add` does."""
+    from bot.people import grant as grant_role
+
+    async with h.session() as session, session.begin():
+        await grant_role(
+            session,
+            h.district,
+            telegram_id=telegram_id,
+            role=role,
+            scope=scope,
+            kind=kind,
+            name=f"{role} {telegram_id}",
+            now=h.clock.now(),
+        )
+
+
+def plain_text(lang: str, key: str, **params: object) -> str:
+    """A catalogue text as the person reads it: HTML tags gone, entities resolved."""
+    import html
+    import re
+
+    from bot.i18n import t
+
+    return html.unescape(re.sub(r"<[^>]+>", "", t(lang, key, **params)))

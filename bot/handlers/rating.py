@@ -57,6 +57,7 @@ async def rated(
         me.say("rate.reopened", number=case.number)
         await _reopened(ctx, out, case, callback_data.stars)
         return
+    await refresh_cards(ctx, out, case)
     me.say("rate.thanks", number=case.number, stars=callback_data.stars)
     await state.set_state(RatingComment.comment)
     await state.update_data(case_id=case.id)
