@@ -174,7 +174,7 @@ async def resolve(h: Harness, chief: Persona, case: Case, note: str) -> None:
 async def test_rating_one_reopens_then_resolved_again_and_rated_four(h: Harness) -> None:
     p = await cast(h)
     resident, chief, supervisor = p["resident"], p["chief"], p["supervisor"]
-    case, card_id = await accepted_case(h, p)
+    case, _card = await accepted_case(h, p)
     await resolve(h, chief, case, "已清理")
     await resident.expect(contains="已清理")
     await resident.press("⭐")
