@@ -435,7 +435,12 @@ def test_7_english_page_and_resident(play: Play) -> None:
     expect(tab).to_contain_text("Resident (English)")
     page.fill("#text", "/help")
     page.press("#text", "Enter")
-    expect(page.locator("#chat .msg.bot").first).to_be_visible()
+    help_text = page.locator("#chat .msg.bot").first
+    expect(help_text).to_be_visible()
+    # As in Telegram, a command in the bot's text is tappable and sends it.
+    help_text.locator(".command", has_text="/my").first.click()
+    expect(page.locator("#chat .msg.user", has_text="/my")).to_be_visible()
+    expect(page.locator("#chat .msg.bot")).not_to_have_count(1)  # and the bot answered
     play.screenshot("resident_en")
     page.click("#lang")
     expect(page.locator("#send")).to_have_text("发送")

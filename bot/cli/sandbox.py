@@ -16,7 +16,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--port", type=int, default=None, help="port of the page (default: SANDBOX_PORT, 8080)"
     )
     sandbox.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; 0.0.0.0 lets anyone on your network "
+        "play too, and the page has no login)",
     )
     sandbox.set_defaults(func=_sandbox)
 

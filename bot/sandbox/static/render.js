@@ -49,7 +49,26 @@ function entityNode(entity, content, actions) {
   }
 }
 
-function build(text, start, end, entities, actions) {
+// Telegram's clients make "/command" in a bot's text tappable even without an entity.
+const COMMAND = /(^|[\s(（])(\/[A-Za-z0-9_]{1,32})(?![\w/])/g;
+
+function plain(text, actions, linkify) {
+  if (!linkify) return document.createTextNode(text);
+  const out = document.createDocumentFragment();
+  let pos = 0;
+  for (const match of text.matchAll(COMMAND)) {
+    const at = match.index + match[1].length;
+    out.append(text.slice(pos, at));
+    const command = el("span", "command", match[2]);
+    command.addEventListener("click", () => actions.sendText(match[2]));
+    out.append(command);
+    pos = at + match[2].length;
+  }
+  out.append(text.slice(pos));
+  return out;
+}
+
+function build(text, start, end, entities, actions, linkify = true) {
   const out = document.createDocumentFragment();
   let pos = start;
   let i = 0;
@@ -61,15 +80,17 @@ function build(text, start, end, entities, actions) {
     let j = i + 1;
     while (j < entities.length && entities[j].offset < to) j += 1;
     if (from < to) {
-      out.append(text.slice(pos, from));
+      out.append(plain(text.slice(pos, from), actions, linkify));
       const node = entityNode(entity, text.slice(from, to), actions);
-      node.append(build(text, from, to, entities.slice(i + 1, j), actions));
+      // Inside code, links and commands, the text is shown as it is.
+      const inner = linkify && !["code", "pre", "bot_command", "text_link", "url"].includes(entity.type);
+      node.append(build(text, from, to, entities.slice(i + 1, j), actions, inner));
       out.append(node);
       pos = to;
     }
     i = j;
   }
-  out.append(text.slice(pos, end));
+  out.append(plain(text.slice(pos, end), actions, linkify));
   return out;
 }
 
