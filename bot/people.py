@@ -83,5 +83,7 @@ async def revoke(
 
 
 async def everyone_with_roles(session: AsyncSession) -> list[Person]:
-    rows = await session.scalars(select(Person).join(Role).order_by(Person.id).distinct())
+    rows = await session.scalars(
+        select(Person).join(Role, Role.person_id == Person.id).order_by(Person.id).distinct()
+    )
     return list(rows)
