@@ -31,7 +31,6 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     max_photo_bytes: int = 20 * 1024 * 1024
     max_photo_pixels: int = 50_000_000
-    emulator_port: int = 8081
     sandbox_port: int = Field(default=8080, ge=0, le=65535)
     classifier_model: Path | None = None
     classifier_threshold: float = Field(default=0.6, ge=0.0, le=1.0)

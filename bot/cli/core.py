@@ -12,8 +12,6 @@ from bot.config import Settings, get_settings
 
 log = logging.getLogger("bot")
 
-EMULATOR_TOKEN = "1000000001:SANDBOX-local-emulator"
-
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="run the bot (long polling)")
