@@ -12,7 +12,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
-from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
+from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import BotCommand, ErrorEvent
 
 from bot.clock import Clock, SystemClock
@@ -28,6 +28,7 @@ from bot.routing.classify import Classifier, TextModel
 from bot.routing.locate import Locator
 from bot.scheduler import start_scheduler
 from storage.db import make_engine, make_sessionmaker
+from storage.fsm import SqlStorage
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +41,18 @@ def make_bot(settings: Settings, token: str | None = None) -> Bot:
     return Bot(token or settings.bot_token, session=AiohttpSession(api=api))
 
 
-def make_fsm(settings: Settings) -> tuple[BaseStorage, BaseEventIsolation]:
-    if settings.redis_url:
+def make_fsm(ctx: AppContext) -> tuple[BaseStorage, BaseEventIsolation]:
+    """Redis for several processes; otherwise the database, in each update's transaction."""
+    if ctx.settings.redis_url:
         from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 
-        storage = RedisStorage.from_url(settings.redis_url)
+        storage = RedisStorage.from_url(ctx.settings.redis_url)
         return storage, RedisEventIsolation(storage.redis)
-    return MemoryStorage(), SimpleEventIsolation()
+    return SqlStorage(ctx.sessionmaker), SimpleEventIsolation()
 
 
 def make_dispatcher(ctx: AppContext, settings: Settings) -> Dispatcher:
-    storage, isolation = make_fsm(settings)
+    storage, isolation = make_fsm(ctx)
     dp = Dispatcher(storage=storage, events_isolation=isolation, ctx=ctx)
     dp.update.outer_middleware(UnitOfWork())
     dp.include_router(root_router())

@@ -238,3 +238,23 @@ class Deadline(Base):
     due_at: Mapped[datetime]
     done_at: Mapped[datetime | None]
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class FsmState(Base):
+    """A conversation's state and draft (a half-finished report survives a restart)."""
+
+    __tablename__ = "fsm_states"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[str | None] = mapped_column(String(100))
+    data: Mapped[dict[str, Any] | None]
+    updated_at: Mapped[datetime]
+
+
+class ProcessedUpdate(Base):
+    """A Telegram update whose effects are committed: it is never applied twice."""
+
+    __tablename__ = "processed_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    processed_at: Mapped[datetime]

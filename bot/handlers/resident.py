@@ -89,17 +89,17 @@ async def photo_received(
     message: Message, bot: Bot, state: FSMContext, ctx: AppContext, out: Outbox, person: Person
 ) -> None:
     me = out.to(person)
-    current = await state.get_state()
-    data = await state.get_data() if current else await start_draft(state)
-    if len(data["photos"]) >= MAX_PHOTOS:
-        me.say("photo.too_many", limit=MAX_PHOTOS)
-        return
+    # Download and check the photo before touching the database or the draft: on SQLite a
+    # transaction holds the write lock, and a download can take seconds.
     try:
         photo, gps = await take_photo(bot, ctx, message)
     except IntakeRefused as exc:
         me.say(exc.key, limit_mb=ctx.settings.max_photo_bytes // (1024 * 1024))
-        if not data["photos"] and current is None:
-            await state.clear()
+        return
+    current = await state.get_state()
+    data = await state.get_data() if current else await start_draft(state)
+    if len(data["photos"]) >= MAX_PHOTOS:
+        me.say("photo.too_many", limit=MAX_PHOTOS)
         return
     data["photos"].append(photo_to_data(photo))
     caption = (message.caption or "").strip()
