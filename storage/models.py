@@ -258,3 +258,22 @@ class ProcessedUpdate(Base):
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     processed_at: Mapped[datetime]
+
+
+class Open311Client(Base):
+    """A system that may use the Open311 API with its own key (see bot/open311/keys.py).
+
+    The key is `<key_id>.<secret>`: `key_id` finds the row, the secret is kept only as a
+    salted scrypt hash. `can_write` False limits the client to reading.
+    """
+
+    __tablename__ = "open311_clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_id: Mapped[str] = mapped_column(String(16), unique=True)
+    key_salt: Mapped[str] = mapped_column(String(64))
+    key_hash: Mapped[str] = mapped_column(String(200))
+    can_write: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
