@@ -90,7 +90,7 @@ class PhotoInput:
 class ReportDraft:
     """Everything a reporter has given before confirming."""
 
-    reporter_id: int
+    reporter_id: int | None  # None: a report from another system (Open311), no chat to tell
     idempotency_key: str
     description: str = ""
     photos: list[PhotoInput] = field(default_factory=list)

@@ -26,15 +26,16 @@ from storage.people import people_with_role
 CHIEF_SIDE, DEPARTMENT_SIDE, SUPERVISOR_SIDE = "chief", "department", "supervisor"
 
 
-async def announce(ctx: AppContext, out: Outbox, routed: Routed, reporter: Person) -> None:
-    """Tell the reporter where the case went and give its handlers the card."""
+async def announce(ctx: AppContext, out: Outbox, routed: Routed, reporter: Person | None) -> None:
+    """Tell the reporter (None: not in a chat) where the case went; give its handlers the card."""
     case = routed.case
     if routed.duplicate_of is not None:
         original = routed.duplicate_of
         reports = await _reports(out.session, original)
-        out.to(reporter).say(
-            "routed.duplicate", number=case.number, original=original.number, reports=reports
-        )
+        if reporter is not None:
+            out.to(reporter).say(
+                "routed.duplicate", number=case.number, original=original.number, reports=reports
+            )
         for to, _side in await handlers(out, ctx, original):
             to.say("card.plus_one", number=original.number, reports=reports)
         return
