@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -14,6 +15,8 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import BotCommand, ErrorEvent
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiohttp import web
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -21,6 +24,7 @@ from bot.context import AppContext
 from bot.delivery import Sender
 from bot.district import load_district
 from bot.handlers import root_router
+from bot.health import CTX, healthz
 from bot.i18n import language_from_telegram, t
 from bot.middlewares import UnitOfWork
 from bot.outgoing import Outbox
@@ -128,5 +132,47 @@ async def run_polling(settings: Settings, bot: Bot) -> None:
             scheduler.shutdown(wait=False)
             ctx.sender.stop()
             await sender_task
+            await dp.storage.close()
+            await bot.session.close()
+
+
+async def run_webhook(settings: Settings, bot: Bot) -> None:
+    """Serve Telegram's webhook (and /healthz) until cancelled; any number of processes.
+
+    Updates are handled before the answer, so Telegram retries one whose handling failed;
+    the update id recorded with its effects makes the retry harmless.
+    """
+    secret = settings.require_webhook_secret()
+    assert settings.webhook_url is not None
+    path = urlsplit(settings.webhook_url).path or "/"
+    async with app_context(settings, bot) as ctx:
+        dp = make_dispatcher(ctx, settings)
+        app = web.Application()
+        app[CTX] = ctx
+        app.router.add_get("/healthz", healthz)
+        SimpleRequestHandler(
+            dispatcher=dp, bot=bot, handle_in_background=False, secret_token=secret
+        ).register(app, path=path)
+        setup_application(app, dp, bot=bot)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.web_host, settings.web_port)
+        await site.start()
+        await set_commands(bot)
+        await bot.set_webhook(
+            settings.webhook_url,
+            secret_token=secret,
+            allowed_updates=dp.resolve_used_update_types(),
+        )
+        log.info("webhook listening on %s:%s%s", settings.web_host, settings.web_port, path)
+        sender_task = asyncio.create_task(ctx.sender.run(), name="outbox-sender")
+        scheduler = start_scheduler(ctx)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            scheduler.shutdown(wait=False)
+            ctx.sender.stop()
+            await sender_task
+            await runner.cleanup()
             await dp.storage.close()
             await bot.session.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +33,10 @@ class Settings(BaseSettings):
     max_photo_bytes: int = 20 * 1024 * 1024
     max_photo_pixels: int = 50_000_000
     sandbox_port: int = Field(default=8080, ge=0, le=65535)
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8088, ge=0, le=65535)
     classifier_model: Path | None = None
     classifier_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
 
@@ -85,6 +90,36 @@ class Settings(BaseSettings):
         if v not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return v
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _webhook_url(cls, v: object) -> object:
+        if isinstance(v, str) and not v.strip():
+            return None
+        local = ("http://127.0.0.1", "http://localhost")  # a local Bot API server or emulator
+        if isinstance(v, str) and not v.startswith(("https://", *local)):
+            raise ValueError("must be the public https:// address Telegram will post updates to")
+        return v
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _webhook_secret(cls, v: object) -> object:
+        if isinstance(v, str) and not v.strip():
+            return None
+        if isinstance(v, str) and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", v):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        return v
+
+    def require_webhook_secret(self) -> str:
+        """Webhook mode accepts updates only with the secret Telegram echoes in a header."""
+        if not self.webhook_url:
+            raise ValueError("Setting WEBHOOK_URL is missing: webhook mode needs the public URL.")
+        if not self.webhook_secret:
+            raise ValueError(
+                "Setting WEBHOOK_SECRET is missing: webhook mode refuses to start without it "
+                "(1-256 characters of A-Z, a-z, 0-9, _ and -)."
+            )
+        return self.webhook_secret
 
     @field_validator("classifier_model", mode="before")
     @classmethod

@@ -14,7 +14,12 @@ log = logging.getLogger("bot")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = sub.add_parser("run", help="run the bot (long polling)")
+    run = sub.add_parser("run", help="run the bot (long polling, or --webhook)")
+    run.add_argument(
+        "--webhook",
+        action="store_true",
+        help="serve Telegram's webhook at WEBHOOK_URL (with WEBHOOK_SECRET) and /healthz",
+    )
     run.set_defaults(func=_run)
     migrate = sub.add_parser("migrate", help="bring the database to the newest schema")
     migrate.set_defaults(func=_migrate)
@@ -45,7 +50,7 @@ async def _migrate(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from bot.app import make_bot, run_polling
+    from bot.app import make_bot, run_polling, run_webhook
     from bot.district import DistrictError, load_district
     from storage.migrate import upgrade
 
@@ -58,7 +63,19 @@ async def _run(args: argparse.Namespace) -> int:
             print(f"{problem.file}: {problem.where}: {problem.message}", file=sys.stderr)
         print("The district is invalid; fix it (python -m bot district check).", file=sys.stderr)
         return 2
+    if args.webhook:
+        try:
+            settings.require_webhook_secret()
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        if settings.uses_emulator:
+            print("Setting BOT_TOKEN is missing: webhook mode needs a real bot.", file=sys.stderr)
+            return 2
     await upgrade(settings.database_url)
+    if args.webhook:
+        await run_webhook(settings, make_bot(settings))
+        return 0
     if not settings.uses_emulator:
         await run_polling(settings, make_bot(settings))
         return 0
