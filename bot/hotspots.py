@@ -3,21 +3,21 @@
 The database picks the window's located reports; they are clustered here, around the report
 with the most neighbours first: every report within `radius_m` of that seed joins its place,
 and the next seed is taken from the reports left. A grid of `radius_m` cells keeps the
-neighbour search to the 3 × 3 cells around each report.
+neighbour search to the 3 × 3 cells around each report, and numpy measures a cell at a time.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.district import EARTH_RADIUS_M, haversine_m
+from bot.district import LocalProjection
 from storage.models import Case
 
 # Reports that are not a problem on the street: taken back, or judged not real.
@@ -81,46 +81,46 @@ def cluster(reports: Sequence[_Report], *, min_reports: int, radius_m: float) ->
     """Densest places first; each report belongs to at most one place."""
     near = _neighbours(reports, radius_m)
     order = sorted(range(len(reports)), key=lambda i: (-len(near[i]), i))
-    taken: set[int] = set()
+    taken = np.zeros(len(reports), dtype=bool)
     places = []
     for seed in order:
-        if seed in taken:
+        if taken[seed]:
             continue
-        members = sorted(j for j in near[seed] if j not in taken)
+        members = near[seed][~taken[near[seed]]]
         if len(members) < min_reports:
             continue
-        taken.update(members)
-        places.append(_place([reports[j] for j in members]))
+        taken[members] = True
+        places.append(_place([reports[j] for j in sorted(members.tolist())]))
     places.sort(key=lambda p: (-p.reports, p.numbers))
     return places
 
 
-def _neighbours(reports: Sequence[_Report], radius_m: float) -> list[list[int]]:
-    """For each report, the reports within `radius_m` of it (itself included)."""
+def _neighbours(reports: Sequence[_Report], radius_m: float) -> list[np.ndarray]:
+    """For each report, the indices of the reports within `radius_m` of it (itself included).
+
+    Distances on the district's local plane (`LocalProjection`: within 0.5 % of great-circle
+    distances at this scale), one cell of the grid at a time against its 3 × 3 neighbourhood.
+    """
     if not reports:
         return []
-    lat0 = math.radians(sum(r.lat for r in reports) / len(reports))
-    per_deg_lat = EARTH_RADIUS_M * math.pi / 180.0
-    per_deg_lon = per_deg_lat * max(math.cos(lat0), 1e-6)
-    cell = max(radius_m, 1.0) * 1.05  # a little wider: the grid is a flat approximation
+    projection = LocalProjection(
+        lat0=sum(r.lat for r in reports) / len(reports),
+        lon0=sum(r.lon for r in reports) / len(reports),
+    )
+    xy = np.array([projection.xy(r.lat, r.lon) for r in reports])
+    cells = np.floor(xy / max(radius_m, 1.0)).astype(np.int64)
     grid: dict[tuple[int, int], list[int]] = defaultdict(list)
-    keys = []
-    for i, r in enumerate(reports):
-        key = (math.floor(r.lon * per_deg_lon / cell), math.floor(r.lat * per_deg_lat / cell))
-        grid[key].append(i)
-        keys.append(key)
-    out = []
-    for i, r in enumerate(reports):
-        gx, gy = keys[i]
-        out.append(
-            [
-                j
-                for dx in (-1, 0, 1)
-                for dy in (-1, 0, 1)
-                for j in grid.get((gx + dx, gy + dy), ())
-                if haversine_m(r.lat, r.lon, reports[j].lat, reports[j].lon) <= radius_m
-            ]
-        )
+    for i, (cx, cy) in enumerate(cells.tolist()):
+        grid[(cx, cy)].append(i)
+    out: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(reports)
+    for (cx, cy), members in grid.items():
+        around = [
+            j for dx in (-1, 0, 1) for dy in (-1, 0, 1) for j in grid.get((cx + dx, cy + dy), ())
+        ]
+        candidates = np.array(around, dtype=np.int64)
+        d2 = ((xy[members][:, None, :] - xy[candidates][None, :, :]) ** 2).sum(axis=2)
+        for row, i in enumerate(members):
+            out[i] = np.sort(candidates[d2[row] <= radius_m * radius_m])
     return out
 
 

@@ -108,13 +108,18 @@ def flag(ev: FromClause, key: str) -> ColumnElement[bool]:
 
 
 def first_of(ev: FromClause, actions: Sequence[str]) -> ColumnElement[bool]:
-    """`ev` is its case's earliest event among `actions` (event ids grow with time)."""
-    earlier = EVENTS.alias()
-    return ~exists().where(
-        earlier.c.case_id == ev.c.case_id,
-        earlier.c.action.in_(actions),
-        earlier.c.id < ev.c.id,
+    """`ev` is its case's earliest event among `actions` (event ids grow with time).
+
+    A correlated MIN, not NOT EXISTS: PostgreSQL turns the latter into a hash anti-join over
+    every such event in the table, where this reads one index entry per row.
+    """
+    same = EVENTS.alias()
+    first = (
+        select(func.min(same.c.id))
+        .where(same.c.case_id == ev.c.case_id, same.c.action.in_(actions))
+        .scalar_subquery()
     )
+    return ev.c.id == first
 
 
 def has_event(actions: Sequence[str], *, until: Any) -> ColumnElement[bool]:
@@ -139,12 +144,16 @@ def response_on_time(ev: FromClause) -> ColumnElement[bool]:
 def standing(ev: FromClause, now: datetime) -> ColumnElement[bool]:
     """A `resolved` event that no `reopened` event (up to `now`) has undone."""
     later = EVENTS.alias()
-    return ~exists().where(
-        later.c.case_id == ev.c.case_id,
-        later.c.action == "reopened",
-        later.c.id > ev.c.id,
-        later.c.created_at <= now,
+    last_reopen = (
+        select(func.max(later.c.id))
+        .where(
+            later.c.case_id == ev.c.case_id,
+            later.c.action == "reopened",
+            later.c.created_at <= now,
+        )
+        .scalar_subquery()
     )
+    return ev.c.id > func.coalesce(last_reopen, 0)
 
 
 def _first_response_on_time(now: datetime) -> ColumnElement[bool]:
