@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "bot.cli.sandbox",
     "bot.cli.signs",
     "bot.cli.export",
+    "bot.cli.open311",
 )
 
 

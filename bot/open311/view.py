@@ -1,0 +1,91 @@
+"""A case as an Open311 service request, for anyone to read: no personal data at all.
+
+Left out on purpose: the reporter, the description and the address the reporter typed (both
+often hold names, phone and flat numbers: the CSV export leaves them out for the same reason)
+and photos (not served). `address` is the lane and street office the case is on, from the
+district data, and `address_id` the lane's id.
+
+Status: the spec knows only `open` and `closed`. A case is open while it waits for someone to
+act (submitted, triage, dispatched, accepted, whistled) and closed once it is fixed (resolved,
+even while the fix awaits confirmation: a reopen makes it open again) or ended (closed,
+rejected, withdrawn, a duplicate). `status_notes` says the finer state in words.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from bot import cases
+from bot.district import District
+from bot.i18n import plain
+from bot.open311.params import w3c
+from bot.open311.render import Value
+from bot.views import local_time
+from storage.models import Case
+
+OPEN = "open"
+CLOSED = "closed"
+OPEN_STATES = frozenset(
+    {cases.SUBMITTED, cases.TRIAGE, cases.DISPATCHED, cases.ACCEPTED, cases.WHISTLED}
+)
+
+
+def status(case: Case) -> str:
+    return OPEN if case.state in OPEN_STATES else CLOSED
+
+
+def status_notes(case: Case, lang: str, original: str | None = None) -> str:
+    if case.state == cases.DUPLICATE and original:
+        return plain(lang, "open311.status.duplicate_of", original=original)
+    return plain(lang, f"open311.status.{case.state}")
+
+
+def agency(district: District, case: Case, lang: str) -> str:
+    """Who has the case: a department, a lane's chief (the role, never a person), an office."""
+    office = district.street_offices.get(case.street_id or "")
+    if case.state != cases.TRIAGE:
+        department = district.departments.get(case.department_id or "")
+        if department is not None:
+            return district.name(department, lang)
+        lane = district.lanes.get(case.lane_id or "")
+        if lane is not None:
+            return plain(lang, "open311.agency.lane_chief", lane=district.name(lane, lang))
+    if office is not None:
+        return district.name(office, lang)
+    return district.name(district, lang)
+
+
+def address(district: District, case: Case, lang: str) -> str | None:
+    """Where the case is, from the district data: lane and street office."""
+    office = district.street_offices.get(case.street_id or "")
+    lane = district.lanes.get(case.lane_id or "")
+    parts = [district.name(p, lang) for p in (office, lane) if p is not None]
+    return plain(lang, "open311.address", places=" ".join(parts)) if parts else None
+
+
+def service_request(
+    district: District, case: Case, lang: str, tz: ZoneInfo, *, original: str | None = None
+) -> dict[str, Value]:
+    """One entry of GET requests; `original` is the case number a duplicate joined."""
+    category = district.categories.get(case.category_id or "")
+    is_open = status(case) == OPEN
+    return {
+        "service_request_id": case.number,
+        "status": status(case),
+        "status_notes": status_notes(case, lang, original),
+        "service_name": district.name(category, lang) if category else None,
+        "service_code": category.id if category else None,
+        "agency_responsible": agency(district, case, lang),
+        "service_notice": (
+            plain(lang, "open311.notice.due", due=local_time(case.resolve_due_at, tz))
+            if is_open and case.resolve_due_at is not None
+            else None
+        ),
+        "requested_datetime": w3c(case.created_at, tz),
+        "updated_datetime": w3c(case.updated_at, tz),
+        "expected_datetime": w3c(case.resolve_due_at, tz) if case.resolve_due_at else None,
+        "address": address(district, case, lang),
+        "address_id": case.lane_id if case.lane_id in district.lanes else None,
+        "lat": round(case.lat, 6) if case.lat is not None else None,
+        "long": round(case.lon, 6) if case.lon is not None else None,
+    }
