@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +28,7 @@ from bot.handlers import root_router
 from bot.health import CTX, healthz
 from bot.i18n import language_from_telegram, t
 from bot.middlewares import UnitOfWork
+from bot.notify import assignee_unreachable
 from bot.outgoing import Outbox
 from bot.routing.classify import Classifier, TextModel
 from bot.routing.locate import Locator
@@ -106,6 +108,7 @@ async def app_context(
         sender=sender,
         media_dir=media_dir,
     )
+    sender.on_unreachable = partial(assignee_unreachable, ctx)
     try:
         yield ctx
     finally:

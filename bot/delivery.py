@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,9 @@ _METHODS: dict[str, type[TelegramMethod[Any]]] = {
 }
 _FILE_FIELDS = ("photo", "document")
 MAX_BACKOFF = timedelta(minutes=5)
+# Messages are counted when they are let go, Telegram counts them when they arrive: the
+# windows are a little longer than Telegram's so that network jitter never bunches them up.
+MARGIN_S = 0.15
 LEASE = timedelta(seconds=60)
 
 
@@ -91,26 +94,26 @@ class RateLimiter:
 
     def overall_delay(self) -> float:
         """Seconds until one more message keeps within the overall limit (0: now)."""
-        return _window_wait(self._overall, self._clock(), 1.0, self._overall_per_s)
+        return _window_wait(self._overall, self._clock(), 1.0 + MARGIN_S, self._overall_per_s)
 
     def chat_delay(self, chat_id: int) -> float:
         """Seconds until one more message to `chat_id` keeps within that chat's limits."""
         now = self._clock()
         sent = self._chats.get(chat_id, deque())
         if chat_id < 0:
-            return _window_wait(sent, now, 60.0, self._group_per_min)
+            return _window_wait(sent, now, 60.0 + MARGIN_S, self._group_per_min)
         # A short burst, then one a second on average over ten seconds.
         return max(
-            _window_wait(sent, now, 1.0, self._chat_burst),
-            _window_wait(sent, now, 10.0, max(1, round(10 / self._chat_interval_s))),
+            _window_wait(sent, now, 1.0 + MARGIN_S, self._chat_burst),
+            _window_wait(sent, now, 10.0 + MARGIN_S, max(1, round(10 / self._chat_interval_s))),
         )
 
     def record(self, chat_id: int) -> None:
         now = self._clock()
         self._overall.append(now)
         self._chats.setdefault(chat_id, deque()).append(now)
-        horizon = now - 60.0
-        while self._overall and self._overall[0] < now - 1.0:
+        horizon = now - 60.0 - MARGIN_S
+        while self._overall and self._overall[0] < now - 1.0 - MARGIN_S:
             self._overall.popleft()
         for key in [k for k, q in self._chats.items() if q and q[-1] < horizon]:
             del self._chats[key]
@@ -151,6 +154,8 @@ class Sender:
         self._loop_time = asyncio.get_running_loop().time
         self.limiter = limiter or RateLimiter(self._loop_time)
         self._permit = asyncio.Lock()
+        # Called with a chat id when Telegram says the person blocked the bot (403).
+        self.on_unreachable: Callable[[int], Awaitable[None]] | None = None
         # Chats waiting for their per-chat limit: loop time when they may be sent to again.
         self._paused: dict[int, float] = {}
 
@@ -292,6 +297,8 @@ class Sender:
             await session.execute(
                 update(Person).where(Person.telegram_id == chat_id).values(unreachable=True)
             )
+        if self.on_unreachable is not None and chat_id > 0:
+            await self.on_unreachable(chat_id)
 
 
 def _message_id(result: object) -> int | None:

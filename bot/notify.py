@@ -187,3 +187,28 @@ async def _reports(session: AsyncSession, original: Case) -> int:
     """The original report and every duplicate linked to it."""
     rows = await session.scalars(select(Case.id).where(Case.duplicate_of_id == original.id))
     return 1 + len(rows.all())
+
+
+async def assignee_unreachable(ctx: AppContext, telegram_id: int) -> None:
+    """A handler blocked the bot: their street office's supervisors must reassign their cases."""
+    async with ctx.sessionmaker() as session, session.begin():
+        person = await session.scalar(select(Person).where(Person.telegram_id == telegram_id))
+        if person is None:
+            return
+        open_cases = (
+            await session.scalars(
+                select(Case).where(
+                    Case.assignee_id == person.id,
+                    Case.state.in_(("dispatched", "accepted", "whistled")),
+                )
+            )
+        ).all()
+        out = Outbox(session, ctx.clock.now())
+        for case in open_cases:
+            for to in await supervisors(out, ctx, case):
+                to.say(
+                    "delivery.assignee_unreachable",
+                    number=case.number,
+                    name=person.name or str(person.telegram_id),
+                )
+    ctx.sender.wake()

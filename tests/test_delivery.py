@@ -1,0 +1,167 @@
+"""The sender under Telegram's limits and faults: every message delivered once, none lost.
+
+The sender runs with Telegram's production limits against the emulator, which counts every
+breach. Time for retries is a controllable clock; per-chat pacing uses the event loop's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.app import make_bot
+from bot.clock import FakeClock
+from bot.delivery import RateLimiter, Sender
+from bot.outgoing import Outbox
+from bot.sandbox.emulator import Persona, TelegramEmulator
+from storage.db import make_engine, make_sessionmaker
+from storage.models import OutboxMessage, Person
+from tests.harness import settings_for
+
+
+@dataclass
+class Rig:
+    emulator: TelegramEmulator
+    sender: Sender
+    clock: FakeClock
+    sessions: object
+
+    async def enqueue(self, chats: list[Persona], per_chat: int) -> None:
+        async with self.sessions() as session, session.begin():  # type: ignore[operator]
+            out = Outbox(session, self.clock.now())
+            for i in range(per_chat):
+                for chat in chats:
+                    out.chat(chat.chat_id, "en").text(f"message {i} for {chat.chat_id}")
+
+    async def counts(self) -> dict[str, int]:
+        async with self.sessions() as session:  # type: ignore[operator]
+            rows = await session.execute(
+                select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+            )
+            return {status: n for status, n in rows.all()}
+
+    async def drain_through(self, step: timedelta = timedelta(seconds=5), limit: int = 200) -> None:
+        """Send until nothing is pending, moving the clock past each retry's wait."""
+        for _ in range(limit):
+            await self.sender.drain()
+            if (await self.counts()).get("pending", 0) == 0:
+                return
+            self.clock.advance(step)
+        raise AssertionError(f"still pending after {limit} steps: {await self.counts()}")
+
+
+@pytest.fixture
+async def rig(database_url: str, media_dir: Path) -> AsyncIterator[Rig]:
+    emulator = TelegramEmulator()
+    url = await emulator.start()
+    settings = settings_for(database_url, media_dir, url)
+    bot = make_bot(settings)
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    clock = FakeClock()
+    loop = asyncio.get_running_loop()
+    sender = Sender(bot, sessions, clock, media_dir, limiter=RateLimiter(loop.time))
+    try:
+        yield Rig(emulator, sender, clock, sessions)
+    finally:
+        await bot.session.close()
+        await engine.dispose()
+        await emulator.stop()
+
+
+def residents(rig: Rig, n: int) -> list[Persona]:
+    people = [rig.emulator.user(5000 + i, first_name=f"R{i}") for i in range(n)]
+    return people
+
+
+async def started(people: list[Persona]) -> None:
+    for p in people:
+        await p.send_command("/start")  # the chat exists once they wrote to the bot
+
+
+def delivered_once(people: list[Persona], per_chat: int) -> None:
+    for p in people:
+        texts = [m.text for m in p.inbox()]
+        assert texts == [f"message {i} for {p.chat_id}" for i in range(per_chat)], p.chat_id
+
+
+async def test_messages_leave_in_order_within_every_limit(rig: Rig) -> None:
+    people = residents(rig, 12)
+    await started(people)
+    await rig.enqueue(people, per_chat=5)
+    await rig.drain_through()
+    delivered_once(people, 5)
+    assert rig.emulator.violations.total == 0, rig.emulator.violations.as_dict()
+    assert await rig.counts() == {"sent": 60}
+
+
+async def test_a_storm_of_429s_is_waited_out_and_nothing_is_lost_or_doubled(rig: Rig) -> None:
+    people = residents(rig, 4)
+    await started(people)
+    await rig.enqueue(people, per_chat=3)
+    rig.emulator.fail_next(code=429, count=8, retry_after=1)
+    await rig.drain_through(step=timedelta(seconds=1))
+    delivered_once(people, 3)
+    assert await rig.counts() == {"sent": 12}
+    async with rig.sessions() as session:  # type: ignore[operator]
+        retried = await session.scalar(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.attempts > 1)
+        )
+    assert retried and retried >= 1
+
+
+async def test_server_errors_are_retried_with_backoff(rig: Rig) -> None:
+    people = residents(rig, 2)
+    await started(people)
+    await rig.enqueue(people, per_chat=2)
+    rig.emulator.fail_next(code=500, count=3)
+    await rig.sender.drain()
+    assert (await rig.counts()).get("pending", 0) > 0  # waiting for its backoff
+    await rig.drain_through(step=timedelta(seconds=10))
+    delivered_once(people, 2)
+
+
+async def test_telegram_unreachable_for_a_minute_then_back(rig: Rig) -> None:
+    people = residents(rig, 3)
+    await started(people)
+    await rig.enqueue(people, per_chat=2)
+    rig.emulator.set_unreachable(True, mode="refuse")
+    for _ in range(12):  # a minute of simulated time
+        await rig.sender.drain()
+        rig.clock.advance(timedelta(seconds=5))
+    assert all(not p.inbox() for p in people)
+    assert (await rig.counts()).get("pending") == 6
+    rig.emulator.set_unreachable(False)
+    await rig.drain_through(step=timedelta(seconds=30))
+    delivered_once(people, 2)
+
+
+async def test_a_person_who_blocked_the_bot_is_marked_unreachable(rig: Rig) -> None:
+    people = residents(rig, 2)
+    await started(people)
+    async with rig.sessions() as session, session.begin():  # type: ignore[operator]
+        for p in people:
+            session.add(
+                Person(telegram_id=p.chat_id, language="en", created_at=rig.clock.now(), roles=[])
+            )
+    await people[0].block()
+    seen: list[int] = []
+
+    async def told(chat_id: int) -> None:
+        seen.append(chat_id)
+
+    rig.sender.on_unreachable = told
+    await rig.enqueue(people, per_chat=1)
+    await rig.drain_through()
+    assert await rig.counts() == {"sent": 1, "failed": 1}
+    assert seen == [people[0].chat_id]
+    async with rig.sessions() as session:  # type: ignore[operator]
+        rows = await session.execute(select(Person.telegram_id, Person.unreachable))
+        flags = {telegram_id: unreachable for telegram_id, unreachable in rows.all()}
+    assert flags == {people[0].chat_id: True, people[1].chat_id: False}
