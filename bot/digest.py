@@ -25,6 +25,7 @@ from bot.kpi import (
     Ranked,
     Ranking,
     Rate,
+    Rates,
     Scope,
     TrendPoint,
 )
@@ -33,6 +34,7 @@ TREND_DAYS = 14
 HOTSPOT_DAYS = 7
 HOTSPOT_MIN_REPORTS = 3
 OVERDUE_SHOWN = 5
+HOTSPOTS_SHOWN = 5
 NUMBERS_SHOWN = 3  # case numbers listed per hotspot
 
 
@@ -43,9 +45,9 @@ class Digest:
     day: date
     street_id: str | None
     the_day: Kpis
-    day_before: Kpis
+    day_before: Rates
     month: Kpis
-    month_before: Kpis
+    month_before: Rates
     overdue: list[OverdueCase]
     lanes: Ranking
     departments: Ranking
@@ -76,9 +78,9 @@ async def build_digest(
         day=day,
         street_id=scope_street_id,
         the_day=await kpi.compute(session, scope, the_day, now=now),
-        day_before=await kpi.compute(session, scope, the_day.previous(), now=now),
+        day_before=await kpi.rates(session, scope, the_day.previous(), now=now),
         month=await kpi.compute(session, scope, month, now=now),
-        month_before=await kpi.compute(session, scope, month.month_before(), now=now),
+        month_before=await kpi.rates(session, scope, month.month_before(), now=now),
         overdue=await kpi.most_overdue(session, scope, now=now, limit=OVERDUE_SHOWN),
         lanes=await kpi.ranking(session, "lane", month, scope_street_id, now=now),
         departments=await kpi.ranking(session, "department", month, scope_street_id, now=now),
@@ -131,7 +133,7 @@ class _Words:
         ]
         return "\n\n".join(blocks)
 
-    def kpis(self, k: Kpis, before: Kpis) -> list[str]:
+    def kpis(self, k: Kpis, before: Rates) -> list[str]:
         return [
             self.t(
                 "kpi.volume",
@@ -240,9 +242,9 @@ class _Words:
         lines: list[str] = [
             self.t("digest.hotspots_heading", days=HOTSPOT_DAYS, min=HOTSPOT_MIN_REPORTS)
         ]
-        for spot in spots:
+        for spot in spots[:HOTSPOTS_SHOWN]:
             place = (
-                Safe(self.t("digest.place_near", lane=self.lane(spot.lane_id)))
+                self.t("digest.place_near", lane=self.lane(spot.lane_id))
                 if spot.lane_id
                 else f"{spot.lat:.5f}, {spot.lon:.5f}"
             )
@@ -262,6 +264,8 @@ class _Words:
                     numbers=numbers,
                 )
             )
+        if len(spots) > HOTSPOTS_SHOWN:
+            lines.append(self.t("digest.hotspots_more", count=len(spots) - HOTSPOTS_SHOWN))
         return "\n".join(lines)
 
     def lane(self, lane_id: str | None) -> str:

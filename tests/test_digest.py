@@ -140,3 +140,27 @@ async def test_without_a_chinese_font_the_chart_speaks_latin(
     assert "Received" in drawn
     assert not [s for s in drawn if re.search(r"[\u3000-\u9fff\uff00-\uffef]", s)]
     assert "响应率" in digest.text  # the message itself stays Chinese
+
+
+async def test_many_hotspots_are_cut_short(
+    week: tuple[AsyncSession, Casebook], district: District
+) -> None:
+    session, book = week
+    for place in range(6):  # six more places, 300 m apart, three reports each
+        for n in range(3):
+            await book.case(
+                f"spot{place}-{n}",
+                at(21, 10 + n),
+                state="submitted",
+                lane=None,
+                routed=False,
+                lat=39.9150 + place * 0.003,
+                lon=116.4500 + n * 0.0001,
+            )
+    await session.commit()
+    digest = await build_digest(session, district, "chaowai", day=DAY, now=NOW, lang="zh")
+    assert len(digest.hotspots) == 7
+    assert digest.text.count("\n· ") == 5
+    assert digest.text.endswith("……另有 2 处热点")
+    assert "39.91500, 116.45010：3 次" in digest.text  # no lane: the place's coordinates
+    assert len(digest.text) < 4096  # one Telegram message
