@@ -1,7 +1,7 @@
 """The handling loop: accept, whistle, report for duty, resolve, transfer, reject, rate, close.
 
 One function per transition. Each checks the case's state and the actor's right to act (see
-`bot.access.may_handle`), changes the case and writes one event. No Telegram here.
+`bot.access.allowed`), changes the case and writes one event. No Telegram here.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import sla
-from bot.access import may_handle
+from bot import access, sla
 from bot.cases import (
     ACCEPTED,
     CLOSED,
@@ -53,8 +52,8 @@ def _require(case: Case, states: frozenset[str], action: str) -> None:
         raise CaseError("wrong_state", state=case.state, action=action)
 
 
-def _require_handler(case: Case, actor: Person) -> None:
-    if not may_handle(actor, case):
+def _require_handler(case: Case, actor: Person, action: str) -> None:
+    if not access.allowed(actor, action, case):
         raise CaseError("not_assignee")
 
 
@@ -70,7 +69,7 @@ def _note(note: str, *, required: bool) -> str | None:
 async def accept(session: AsyncSession, case: Case, actor: Person, now: datetime) -> CaseEvent:
     """The chief or department takes the case on (接单): the response is recorded."""
     _require(case, ACCEPTABLE, "accept")
-    _require_handler(case, actor)
+    _require_handler(case, actor, access.ACCEPT)
     case.state = ACCEPTED
     case.updated_at = now
     await sla.cancel(session, case, sla.RESPOND, now)
@@ -83,7 +82,7 @@ async def whistle(
 ) -> CaseEvent:
     """The chief cannot fix it alone (吹哨): the department must report for duty."""
     _require(case, WHISTLABLE, "whistle")
-    _require_handler(case, actor)
+    _require_handler(case, actor, access.WHISTLE)
     if case.department_id == department_id:
         raise CaseError("already_with_department")
     case.state = WHISTLED
@@ -105,7 +104,7 @@ async def report_for_duty(
 ) -> CaseEvent:
     """The department answers the whistle (报到) and takes the case on with the chief."""
     _require(case, frozenset({WHISTLED}), "report_for_duty")
-    _require_handler(case, actor)
+    _require_handler(case, actor, access.REPORT_FOR_DUTY)
     case.state = ACCEPTED
     case.updated_at = now
     seconds = int((now - whistled_at).total_seconds())
@@ -129,7 +128,7 @@ async def resolve(
 ) -> CaseEvent:
     """It is fixed (办结): an after-photo and a short note for the resident."""
     _require(case, RESOLVABLE, "resolve")
-    _require_handler(case, actor)
+    _require_handler(case, actor, access.RESOLVE)
     text = _note(note, required=True)
     photo_id = None
     if photo is not None:
@@ -164,7 +163,7 @@ async def transfer(
 ) -> CaseEvent:
     """Send the case to another lane's chief, or back to the street office's triage (转派)."""
     _require(case, TRANSFERABLE, "transfer")
-    _require_handler(case, actor)
+    _require_handler(case, actor, access.TRANSFER)
     text = _note(reason, required=True)
     if to.lane_id is not None and to.lane_id == case.lane_id and to.chief_id == case.assignee_id:
         raise CaseError("same_lane")
@@ -183,7 +182,7 @@ async def reject(
 ) -> CaseEvent:
     """Not a public matter, or not real (退回): a reason is required and the resident sees it."""
     _require(case, REJECTABLE, "reject")
-    _require_handler(case, actor)
+    _require_handler(case, actor, access.REJECT)
     text = _note(reason, required=True)
     case.state = REJECTED
     case.closed_at = now

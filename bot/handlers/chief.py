@@ -15,7 +15,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from sqlalchemy import or_, select
 
-from bot import cases, handling
+from bot import access, cases, handling
 from bot.access import may_handle
 from bot.context import AppContext
 from bot.handlers.intake import IntakeRefused, take_photo
@@ -44,6 +44,17 @@ class HandlerInput(StatesGroup):
     transfer = State()
 
 
+# A card's buttons as actions of the authorisation table (bot/access.py).
+PRESS_ACTION = {"duty": access.REPORT_FOR_DUTY}
+
+
+def _may_press(person: Person, button: str, case: Case) -> bool:
+    action = PRESS_ACTION.get(button, button)
+    if action in access.HANDLING:
+        return access.allowed(person, action, case)
+    return may_handle(person, case)  # "back", or a button no card has (answered as stale)
+
+
 async def _case_for(
     query: CallbackQuery, case_id: int, action: str, out: Outbox, person: Person
 ) -> Case | None:
@@ -53,7 +64,7 @@ async def _case_for(
     if case is None:
         await query.answer(me.t("card.gone"), show_alert=True)
         return None
-    if not may_handle(person, case):
+    if not _may_press(person, action, case):
         await query.answer(me.t("card.not_yours"), show_alert=True)
         return None
     allowed = {

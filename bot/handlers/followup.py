@@ -8,6 +8,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
+from bot import access
 from bot.access import can_view
 from bot.cases import OPEN_STATES, CaseError, add_note, add_photo, withdraw
 from bot.context import AppContext
@@ -65,11 +66,11 @@ async def _send_case(
 
 
 async def _own_open_case(
-    query: CallbackQuery, case_id: int, out: Outbox, person: Person
+    query: CallbackQuery, case_id: int, action: str, out: Outbox, person: Person
 ) -> Case | None:
     me = out.to(person)
     case = await out.session.get(Case, case_id)
-    if case is None or case.reporter_id != person.id:
+    if case is None or not access.allowed(person, action, case):
         await query.answer(me.t("case.not_yours"), show_alert=True)
         return None
     if case.state not in OPEN_STATES:
@@ -93,10 +94,11 @@ async def case_button(
         if query.message is not None:
             me.edit_markup(query.message.message_id)
         return
-    case = await _own_open_case(query, callback_data.case_id, out, person)
+    action = callback_data.action
+    needs = access.WITHDRAW if action.startswith("withdraw") else access.ADD_NOTE
+    case = await _own_open_case(query, callback_data.case_id, needs, out, person)
     if case is None:
         return
-    action = callback_data.action
     if action == "note":
         await state.set_state(CaseInput.note)
         await state.update_data(case_id=case.id)

@@ -10,7 +10,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
-from bot import cases, handling
+from bot import access, cases, handling
 from bot.context import AppContext
 from bot.keyboards import RateAction
 from bot.notify import handlers, refresh_cards, supervisors
@@ -32,7 +32,7 @@ async def rated(
 ) -> None:
     me = out.to(person)
     case = await out.session.get(Case, callback_data.case_id)
-    if case is None or case.reporter_id != person.id:
+    if case is None or not access.allowed(person, access.RATE, case):
         await query.answer(me.t("case.not_yours"), show_alert=True)
         return
     if case.state != cases.RESOLVED:

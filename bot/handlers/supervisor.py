@@ -5,8 +5,7 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.types import CallbackQuery
 
-from bot import cases
-from bot.access import ADMIN, SUPERVISOR, has_role
+from bot import access, cases
 from bot.context import AppContext
 from bot.keyboards import TriagePick
 from bot.notify import announce_dispatch, refresh_cards
@@ -28,7 +27,7 @@ async def triage_pick(
     if case is None:
         await query.answer(me.t("case.not_found", number=callback_data.case_id), show_alert=True)
         return
-    if not (has_role(person, ADMIN) or has_role(person, SUPERVISOR, case.street_id)):
+    if not access.allowed(person, access.TRIAGE, case):
         await query.answer(me.t("triage.not_allowed"), show_alert=True)
         return
     if case.state != cases.TRIAGE:
