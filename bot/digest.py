@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import kpi
 from bot.charts import ChartText, trend_png
 from bot.district import District
-from bot.i18n import Safe, t
+from bot.i18n import Safe, normalise_language, t
 from bot.kpi import (
     Hotspot,
     Kpis,
@@ -29,6 +29,7 @@ from bot.kpi import (
     Scope,
     TrendPoint,
 )
+from bot.views import category_name
 
 TREND_DAYS = 14
 HOTSPOT_DAYS = 7
@@ -103,7 +104,7 @@ class _Words:
     """The digest in one language."""
 
     def __init__(self, district: District, lang: str, street_id: str | None) -> None:
-        self.district, self.lang = district, lang
+        self.district, self.lang = district, normalise_language(lang)
         office = district.street_offices.get(street_id) if street_id else None
         self.scope = district.name(office if office else district, lang)
 
@@ -248,7 +249,6 @@ class _Words:
                 if spot.lane_id
                 else f"{spot.lat:.5f}, {spot.lon:.5f}"
             )
-            category = self.district.categories.get(spot.category_id or "")
             numbers = ", ".join(spot.numbers[:NUMBERS_SHOWN])
             if len(spot.numbers) > NUMBERS_SHOWN:
                 numbers += " …"
@@ -258,9 +258,7 @@ class _Words:
                     "digest.hotspot_line",
                     place=place,
                     reports=spot.reports,
-                    kind=self.district.name(category, self.lang)
-                    if category
-                    else self.t("kpi.no_value"),
+                    kind=category_name(self.lang, self.district, spot.category_id),
                     numbers=numbers,
                 )
             )
