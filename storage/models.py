@@ -61,6 +61,8 @@ class Person(Base):
     unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+    # Set by /forget: name and username are cleared and no longer stored (bot/forget.py).
+    forgotten_at: Mapped[datetime | None]
 
     roles: Mapped[list[Role]] = relationship(
         back_populates="person",
@@ -277,3 +279,18 @@ class Open311Client(Base):
     can_write: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class Ban(Base):
+    """A ban by an admin, and its lifting: who, when and why (`Person.banned` is the state)."""
+
+    __tablename__ = "bans"
+    __table_args__ = (Index("ix_bans_person", "person_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    banned_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    lifted_at: Mapped[datetime | None]
+    lifted_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
