@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, noload
+from sqlalchemy.orm import aliased, lazyload
 
 from bot.open311.view import CLOSED, OPEN, OPEN_STATES
 from storage.models import Case
@@ -34,7 +34,7 @@ async def find_requests(session: AsyncSession, query: RequestQuery) -> Sequence[
     stmt = (
         select(Case, original.number)
         .outerjoin(original, Case.duplicate_of_id == original.id)
-        .options(noload(Case.photos))
+        .options(lazyload(Case.photos))
     )
     if query.numbers:
         stmt = stmt.where(Case.number.in_([n.upper() for n in query.numbers]))
@@ -48,7 +48,7 @@ async def find_requests(session: AsyncSession, query: RequestQuery) -> Sequence[
         elif query.statuses == {CLOSED}:
             stmt = stmt.where(Case.state.not_in(OPEN_STATES))
     stmt = stmt.order_by(Case.created_at.desc(), Case.id.desc()).limit(MAX_ROWS)
-    rows = (await session.execute(stmt)).tuples().all()
+    rows = (await session.execute(stmt)).all()
     return [(case, number or "") for case, number in rows]
 
 
