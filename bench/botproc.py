@@ -1,0 +1,76 @@
+"""The real bot in a process of its own, polling the emulator: `python -m bench.botproc CONFIG`.
+
+CONFIG is JSON: api_url, database_url, district_dir, media_dir, limits ("production": the
+sender's default RateLimiter, as `python -m bot run` has it; "lifted": no outgoing limits, to
+measure what the process itself can take). It runs what `bot.app.run_polling` runs (minus
+setMyCommands and the scheduler's sweeps, which have nothing due) until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from bot.app import app_context, make_bot, make_dispatcher
+from bot.clock import SystemClock
+from bot.config import Settings
+from bot.delivery import RateLimiter
+
+TOKEN = "123456789:BENCH-token-for-the-emulator"
+
+
+def lifted_limiter() -> RateLimiter:
+    """A limiter that never waits: Telegram's outgoing limits taken away."""
+    big = 10**9
+    return RateLimiter(
+        asyncio.get_running_loop().time,
+        overall_per_s=big,
+        chat_burst=big,
+        chat_interval_s=1e-9,
+        group_per_min=big,
+    )
+
+
+async def serve(config: dict[str, Any]) -> None:
+    settings = Settings(
+        bot_token=TOKEN,
+        telegram_api_url=config["api_url"],
+        database_url=config["database_url"],
+        district_dir=Path(config["district_dir"]),
+        media_dir=Path(config["media_dir"]),
+        log_level="WARNING",
+        _env_file=None,
+    )
+    bot = make_bot(settings)
+    options: dict[str, Any] = {}
+    if config.get("limits", "production") == "lifted":
+        options["limiter"] = lifted_limiter()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with app_context(settings, bot, SystemClock(), **options) as ctx:
+        dp = make_dispatcher(ctx, settings)
+        polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False))
+        sending = asyncio.create_task(ctx.sender.run())
+        print("ready", flush=True)
+        await stop.wait()
+        ctx.sender.stop()
+        await dp.stop_polling()
+        await asyncio.gather(polling, sending, return_exceptions=True)
+        await dp.storage.close()
+    await bot.session.close()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    asyncio.run(serve(json.loads(sys.argv[1])))
+
+
+if __name__ == "__main__":
+    main()
