@@ -19,6 +19,7 @@ from aiogram.types import BotCommand, ErrorEvent
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
+from bot.abuse import FloodControl
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.context import AppContext
@@ -38,7 +39,7 @@ from storage.fsm import SqlStorage
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("report", "my", "case", "tasks", "lang", "cancel", "help")
+COMMANDS = ("report", "my", "case", "tasks", "lang", "cancel", "help", "forget")
 
 
 def make_bot(settings: Settings, token: str | None = None) -> Bot:
@@ -61,6 +62,7 @@ def make_dispatcher(ctx: AppContext, settings: Settings) -> Dispatcher:
     storage, isolation = make_fsm(ctx)
     dp = Dispatcher(storage=storage, events_isolation=isolation, ctx=ctx)
     dp.update.outer_middleware(UnitOfWork())
+    dp.update.outer_middleware(FloodControl.for_settings(settings))  # inside: person known
     dp.include_router(root_router())
     dp.errors.register(_on_error)
     return dp

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import sla
+from bot.text import is_blank
 from storage.cases import case_by_idempotency_key, next_case_serial
 from storage.models import Case, CaseEvent, CategoryLabel, Photo
 
@@ -176,7 +177,7 @@ def add_note(
 ) -> CaseEvent:
     _check_addable(case, actor_id)
     note = note.strip()
-    if not note:
+    if is_blank(note):
         raise CaseError("empty_note")
     if len(note) > MAX_NOTE:
         raise CaseError("note_too_long", limit=MAX_NOTE)

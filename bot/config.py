@@ -21,7 +21,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    bot_token: str = Field(default="", description="Token from @BotFather; empty: local emulator")
+    # repr=False: a printed or logged Settings never shows the token or the webhook secret.
+    bot_token: str = Field(
+        default="", description="Token from @BotFather; empty: local emulator", repr=False
+    )
     bot_username: str = ""
     telegram_api_url: str = OFFICIAL_API_URL
     database_url: str = "sqlite+aiosqlite:///data/suipai.db"
@@ -34,7 +37,7 @@ class Settings(BaseSettings):
     max_photo_pixels: int = 50_000_000
     sandbox_port: int = Field(default=8080, ge=0, le=65535)
     webhook_url: str | None = None
-    webhook_secret: str | None = None
+    webhook_secret: str | None = Field(default=None, repr=False)
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8088, ge=0, le=65535)
     classifier_model: Path | None = None

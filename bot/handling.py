@@ -26,6 +26,7 @@ from bot.cases import (
     photo_row,
     record,
 )
+from bot.text import is_blank
 from storage.models import Case, CaseEvent, Person
 
 LOW_RATING = 2  # a rating of 1–2 reopens the case
@@ -59,7 +60,7 @@ def _require_handler(case: Case, actor: Person, action: str) -> None:
 
 def _note(note: str, *, required: bool) -> str | None:
     note = note.strip()
-    if required and not note:
+    if required and is_blank(note):
         raise CaseError("reason_required")
     if len(note) > MAX_NOTE:
         raise CaseError("note_too_long", limit=MAX_NOTE)

@@ -16,6 +16,8 @@ from typing import Any
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
+from bot.text import isolated
+
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
 DOMAIN = "messages"
 LANGUAGES = ("zh", "en")
@@ -79,4 +81,5 @@ def plain(lang: str | None, key: str, /, **params: Any) -> str:
 
 
 def _escaped(value: Any) -> str:
-    return value if isinstance(value, Safe) else html.escape(str(value), quote=False)
+    """A value as Telegram HTML: escaped, and unable to reorder the text around it."""
+    return value if isinstance(value, Safe) else isolated(html.escape(str(value), quote=False))

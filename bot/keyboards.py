@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import (
     InlineKeyboardButton,
@@ -9,9 +11,14 @@ from aiogram.types import (
     KeyboardButton,
     ReplyKeyboardMarkup,
 )
+from pydantic import Field
 
 from bot.district import District
 from bot.i18n import t
+
+# A database id as a button carries it: a forged payload outside this range (a huge number
+# PostgreSQL would refuse, zero, a negative) does not parse, so no handler ever sees it.
+CaseId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class ReportAction(CallbackData, prefix="rep"):
@@ -25,7 +32,7 @@ class CaseAction(CallbackData, prefix="case"):
     """A reporter's button on a case they follow."""
 
     action: str  # note | photo | withdraw | withdraw_yes | withdraw_no
-    case_id: int
+    case_id: CaseId
 
 
 class LanguageChoice(CallbackData, prefix="lang"):
@@ -118,7 +125,7 @@ def language_keyboard() -> InlineKeyboardMarkup:
 class TriagePick(CallbackData, prefix="tri"):
     """A supervisor's one-tap category for a case in triage."""
 
-    case_id: int
+    case_id: CaseId
     category: str
 
 
@@ -137,24 +144,24 @@ class CardAction(CallbackData, prefix="card"):
     """A button on an assignment card; the server re-checks actor and state on every press."""
 
     action: str  # accept | resolve | whistle | transfer | reject | duty | back
-    case_id: int
+    case_id: CaseId
 
 
 class WhistlePick(CallbackData, prefix="whi"):
-    case_id: int
+    case_id: CaseId
     department: str
 
 
 class TransferPick(CallbackData, prefix="trf"):
-    case_id: int
+    case_id: CaseId
     lane: str  # a lane id, or "-" for the street office's triage
 
 
 class RateAction(CallbackData, prefix="rate"):
     """The resident's rating: 1–5 stars, or 0 for "not fixed"."""
 
-    case_id: int
-    stars: int
+    case_id: CaseId
+    stars: Annotated[int, Field(ge=0, le=5)]
 
 
 # Which buttons a card shows, by the side of the reader and the case's state.
@@ -215,5 +222,21 @@ def rating_keyboard(lang: str, case_id: int) -> InlineKeyboardMarkup:
             stars[:2],
             stars[2:],
             [_button(t(lang, "rate.not_fixed"), RateAction(case_id=case_id, stars=0))],
+        ]
+    )
+
+
+class ForgetAction(CallbackData, prefix="fgt"):
+    """The resident's answer to /forget; `nonce` ties it to that one question."""
+
+    action: str  # yes | no
+    nonce: str
+
+
+def forget_keyboard(lang: str, nonce: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_button(t(lang, "forget.button_yes"), ForgetAction(action="yes", nonce=nonce))],
+            [_button(t(lang, "forget.button_no"), ForgetAction(action="no", nonce=nonce))],
         ]
     )

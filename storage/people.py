@@ -39,11 +39,11 @@ async def get_or_create_person(
         )
         session.add(person)
         await session.flush()
-    else:
+    elif person.forgotten_at is None:  # after /forget, who they are is no longer kept
         person.name = name or person.name
         person.username = username or person.username
-        if person.unreachable:
-            person.unreachable = False  # they wrote to us, so we can write to them again
+    if person.unreachable:
+        person.unreachable = False  # they wrote to us, so we can write to them again
     return person
 
 

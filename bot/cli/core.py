@@ -32,11 +32,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def setup_logging(settings: Settings) -> None:
+    """Log to stderr, with the bot token blanked out of every line (bot/redaction.py)."""
+    from bot.redaction import install
+
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    install(settings.bot_token)
 
 
 async def _migrate(args: argparse.Namespace) -> int:

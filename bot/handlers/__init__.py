@@ -2,7 +2,17 @@
 
 from aiogram import Router
 
-from bot.handlers import chief, common, fallback, followup, rating, resident, supervisor
+from bot.handlers import (
+    admin,
+    chief,
+    common,
+    fallback,
+    followup,
+    privacy,
+    rating,
+    resident,
+    supervisor,
+)
 
 
 def root_router() -> Router:
@@ -10,11 +20,13 @@ def root_router() -> Router:
     root = Router(name="root")
     root.include_routers(
         common.make_router(),
+        privacy.make_router(),
         supervisor.make_router(),
         chief.make_router(),
         rating.make_router(),
         followup.make_router(),
         resident.make_router(),
+        admin.make_router(),
         fallback.make_router(),
     )
     return root

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiogram import F, Router
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, Message
 
 from bot.outgoing import Outbox
 from storage.models import Person
+
+log = logging.getLogger(__name__)
 
 UNSUPPORTED = (
     F.voice
@@ -23,6 +27,7 @@ UNSUPPORTED = (
 
 
 async def unsupported(message: Message, out: Outbox, person: Person) -> None:
+    log.info("unsupported %s from person %s", message.content_type, person.id)
     out.to(person).say("input.unsupported")
 
 
@@ -32,7 +37,20 @@ async def idle_text(message: Message, out: Outbox, person: Person) -> None:
 
 
 async def anything_else(message: Message, out: Outbox, person: Person) -> None:
+    log.info("unsupported %s from person %s", message.content_type, person.id)
     out.to(person).say("input.unsupported")
+
+
+async def edited(message: Message, out: Outbox, person: Person) -> None:
+    """An edit is not a new answer: the bot has acted on the message as first sent."""
+    log.info("edited message %s from person %s not applied", message.message_id, person.id)
+    out.to(person).say("input.edited")
+
+
+async def unknown_button(query: CallbackQuery, out: Outbox, person: Person) -> None:
+    """A button no handler took: malformed, forged or from an old version; nothing is done."""
+    log.warning("unknown button %r from person %s", (query.data or "")[:64], person.id)
+    await query.answer(out.to(person).t("button.unknown"), show_alert=True)
 
 
 def make_router() -> Router:
@@ -42,4 +60,6 @@ def make_router() -> Router:
     router.message.register(unsupported, UNSUPPORTED)
     router.message.register(idle_text, F.text)
     router.message.register(anything_else)
+    router.edited_message.register(edited, F.chat.type == "private")
+    router.callback_query.register(unknown_button)
     return router

@@ -10,6 +10,7 @@ from typing import Any
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.types import Message
+from aiohttp import ClientError
 
 from bot import photos
 from bot.cases import PhotoInput
@@ -40,6 +41,11 @@ async def take_photo(bot: Bot, ctx: AppContext, message: Message) -> tuple[Photo
         file_id, unique_id, declared = doc.file_id, doc.file_unique_id, doc.file_size
     else:
         raise IntakeRefused("photo.rejected.not_image")
+    origin = message.forward_origin
+    if origin is not None and origin.type == "channel":
+        # Not the resident's own sighting: a channel's post may be old or from elsewhere.
+        log.info("photo from %s refused: forwarded from a channel", message.chat.id)
+        raise IntakeRefused("photo.rejected.forwarded")
     settings = ctx.settings
     try:
         data = await photos.download(
@@ -55,7 +61,7 @@ async def take_photo(bot: Bot, ctx: AppContext, message: Message) -> tuple[Photo
     except photos.PhotoRejected as exc:
         log.info("photo from %s refused (%s): %s", message.chat.id, exc.reason, exc)
         raise IntakeRefused(f"photo.rejected.{exc.reason}") from exc
-    except (TelegramNetworkError, TelegramAPIError) as exc:
+    except (TelegramNetworkError, TelegramAPIError, ClientError) as exc:
         log.warning("photo download from %s failed: %s", message.chat.id, exc)
         raise IntakeRefused("photo.download_failed") from exc
     taken = PhotoInput(

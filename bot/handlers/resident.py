@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -19,9 +20,12 @@ from bot.notify import announce
 from bot.outgoing import Outbox, Recipient
 from bot.routing.locate import LaneMatch, NoLane, OutsideDistrict
 from bot.routing.pipeline import route_new_case
+from bot.text import is_blank, visible
 from bot.views import summary
 from storage.cases import case_by_idempotency_key
 from storage.models import Person
+
+log = logging.getLogger(__name__)
 
 LANE_PRESET = "lane_preset"
 
@@ -103,7 +107,8 @@ async def photo_received(
         return
     data["photos"].append(photo_to_data(photo))
     caption = (message.caption or "").strip()
-    if caption and not data["description"]:
+    if not is_blank(caption) and not data["description"]:
+        log.info("person %s: caption of %s characters", person.id, len(caption))
         if len(caption) > MAX_DESCRIPTION:
             me.say("report.description_too_long", n=len(caption), limit=MAX_DESCRIPTION)
         else:
@@ -136,9 +141,11 @@ async def description_received(
     if len(text) > MAX_DESCRIPTION:
         me.say("report.description_too_long", n=len(text), limit=MAX_DESCRIPTION)
         return
-    if not text:
+    if is_blank(text):  # zero-width and direction marks alone are not a description
+        log.info("person %s: empty description refused", person.id)
         me.say("report.description_empty")
         return
+    log.info("person %s: description of %s characters", person.id, len(text))
     await state.update_data(description=text)
     await Step.next(state, me, ctx)
 
@@ -169,8 +176,13 @@ def _use_location(
     ctx: AppContext, data: dict[str, Any], me: Recipient, lat: float, lon: float, *, source: str
 ) -> bool:
     """Put a point on the draft if it is in the district; tell the person when it is not."""
+    if lat == 0.0 and lon == 0.0:  # what a phone without a position fix sends
+        log.info("location (0, 0) refused (%s)", source)
+        me.say("report.location_null")
+        return False
     found = ctx.locator.locate(lat, lon)
     if isinstance(found, OutsideDistrict):
+        log.info("location outside the district refused (%s)", source)
         key = "report.location_outside" if source == "telegram" else "report.exif_outside"
         me.say(key, district=ctx.district.name(ctx.district, me.language))
         return False
@@ -203,7 +215,7 @@ async def address_received(
 
 
 async def _take_address(text: str, state: FSMContext, ctx: AppContext, me: Recipient) -> None:
-    if len(text) < 2 or len(text) > 300 or text.startswith("/"):
+    if len(visible(text)) < 2 or len(text) > 300 or text.startswith("/"):
         me.say("report.address_invalid")
         return
     await state.update_data(address=text)
