@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -294,3 +295,42 @@ class Ban(Base):
     created_at: Mapped[datetime]
     lifted_at: Mapped[datetime | None]
     lifted_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+
+
+class DigestRun(Base):
+    """A scheduled daily digest to one person: at most one per person and reported day.
+
+    The process whose INSERT … ON CONFLICT DO NOTHING adds the row is the one that sends, in the
+    same transaction as the digest's outbox messages (bot/digest_jobs.py); any other process's
+    insert does nothing. `created_at` is the moment its figures are as of (recompute with it to
+    check them); `sent_at` when its messages went to the outbox. On-demand digests add no row.
+    """
+
+    __tablename__ = "digest_runs"
+    __table_args__ = (UniqueConstraint("person_id", "day", name="uq_digest_runs_person_day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)  # the local day reported on (yesterday)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+class RoleChange(Base):
+    """Every grant and removal of a role, append-only: whose, which, by whom, how and when.
+
+    `changed_by` is the admin who did it in the chat; NULL from the shell, where `via` names the
+    operating-system user (`cli:root`).
+    """
+
+    __tablename__ = "role_changes"
+    __table_args__ = (Index("ix_role_changes_person", "person_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    change: Mapped[str] = mapped_column(String(10))  # granted | removed
+    role: Mapped[str] = mapped_column(String(20))
+    scope: Mapped[str | None] = mapped_column(String(64))
+    changed_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    via: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime]
