@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -94,6 +95,7 @@ async def app_context(
     clock = clock or SystemClock()
     media_dir = settings.media_dir.resolve()
     media_dir.mkdir(parents=True, exist_ok=True)
+    sender_options.setdefault("lease", timedelta(seconds=settings.outbox_lease_s))
     sender = Sender(bot, sessionmaker, clock, media_dir, **sender_options)
     model = TextModel.load(settings.classifier_model) if settings.classifier_model else None
     classifier = Classifier(

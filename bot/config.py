@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import sys
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.localtime import district_timezone
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DISTRICT_DIR = REPO_ROOT / "district"
@@ -30,7 +33,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///data/suipai.db"
     redis_url: str | None = None
     district_dir: Path = SAMPLE_DISTRICT_DIR
-    timezone: str = "Asia/Shanghai"
+    # No longer where the time zone is set (that is district.toml's `timezone`, see `tz`); an
+    # old .env that still names it starts as long as it agrees with the district.
+    timezone: str | None = None
+    digest_time: time = time(8, 0)
     media_dir: Path = Path("data/media")
     log_level: str = "INFO"
     max_photo_bytes: int = 20 * 1024 * 1024
@@ -40,6 +46,7 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(default=None, repr=False)
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8088, ge=0, le=65535)
+    outbox_lease_s: int = Field(default=30, ge=1, le=3600)
     classifier_model: Path | None = None
     classifier_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
 
@@ -77,13 +84,34 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return v
 
-    @field_validator("timezone")
+    @field_validator("timezone", mode="before")
     @classmethod
-    def _tz(cls, v: str) -> str:
+    def _tz(cls, v: object, info: ValidationInfo) -> object:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        if not isinstance(v, str):
+            raise ValueError("must be an IANA time zone such as Asia/Shanghai")
         try:
-            ZoneInfo(v)
+            ZoneInfo(v.strip())
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError("must be an IANA time zone such as Asia/Shanghai") from exc
+        district_dir = info.data.get("district_dir", SAMPLE_DISTRICT_DIR)
+        zone = district_timezone(district_dir).key
+        if v.strip() != zone:
+            raise ValueError(
+                f"the district's time zone is {zone} (timezone in {district_dir}/district.toml) "
+                "and that is the one used: remove TIMEZONE, or change the district file"
+            )
+        return v.strip()
+
+    @field_validator("digest_time", mode="before")
+    @classmethod
+    def _digest_time(cls, v: object) -> object:
+        if isinstance(v, str):
+            match = re.fullmatch(r"\s*([01]?\d|2[0-3]):([0-5]\d)\s*", v)
+            if match is None:
+                raise ValueError("must be a local time HH:MM (24-hour clock), such as 08:00")
+            return time(int(match[1]), int(match[2]))
         return v
 
     @field_validator("log_level")
@@ -131,7 +159,8 @@ class Settings(BaseSettings):
 
     @property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+        """The district's time zone: its district.toml's, the same as the loaded `District.tz`."""
+        return district_timezone(self.district_dir)
 
     @property
     def uses_emulator(self) -> bool:

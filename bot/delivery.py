@@ -69,7 +69,9 @@ MAX_BACKOFF = timedelta(minutes=5)
 # Messages are counted when they are let go, Telegram counts them when they arrive: the
 # windows are a little longer than Telegram's so that network jitter never bunches them up.
 MARGIN_S = 0.15
-LEASE = timedelta(seconds=60)
+# How long a claimed message is this sender's: if the process dies mid-send, another sender
+# (or this one restarted) takes it over after the lease.
+LEASE = timedelta(seconds=30)
 
 
 class RateLimiter:
@@ -142,12 +144,14 @@ class Sender:
         batch: int = 30,
         idle_poll_s: float = 1.0,
         limiter: RateLimiter | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
         self._bot = bot
         self._sessionmaker = sessionmaker
         self._clock = clock
         self._media_dir = media_dir
         self._batch = batch
+        self._lease = lease
         self._idle_poll_s = idle_poll_s
         self._wakeup = asyncio.Event()
         self._stopping = False
@@ -204,7 +208,7 @@ class Sender:
             rows = await claim_due(
                 session,
                 now=self._clock.now(),
-                lease=LEASE,
+                lease=self._lease,
                 limit=self._batch,
                 skip_chats=list(self._paused),
             )
