@@ -45,11 +45,11 @@ async def bot_process(env: dict[str, str], cwd: Path) -> AsyncIterator[asyncio.s
             await proc.wait()
 
 
-async def outbox_settled(database_url: str, timeout: float = 20.0) -> None:
-    """Wait until no outbox message is pending (checked every 50 ms, up to `timeout`)."""
+async def outbox_settled(database_url: str) -> None:
+    """Wait until no outbox message is pending (checked every 50 ms, for up to 20 s)."""
     engine = make_engine(database_url)
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(20.0):
             while True:
                 async with make_sessionmaker(engine)() as session:
                     pending = await session.scalar(
