@@ -93,6 +93,7 @@ class TelegramEmulator(World):
         self.base_url = ""
         self._faults: list[Fault] = []
         self._unreachable: Literal["refuse", "hang"] | None = None
+        self._last_failed = False  # the newest webhook delivery failed: back off
         self.held_requests = 0
         """Requests held by the "hang" mode right now, for tests to wait on."""
         self._personas: dict[int, Persona] = {}
@@ -270,25 +271,50 @@ class TelegramEmulator(World):
     # --- webhook delivery --------------------------------------------------------------------
 
     async def _deliver_updates(self) -> None:
-        """While a webhook is set, POST queued updates to it one at a time, in order; a failed
-        delivery is retried with backoff and reported by getWebhookInfo."""
+        """While a webhook is set, POST queued updates to it as Telegram does: up to
+        `max_connections` at once, one at a time per chat so that each chat stays in order.
+        A failed delivery goes back to the head of the queue and is retried with backoff;
+        getWebhookInfo reports it."""
+        in_flight: dict[object, asyncio.Task[bool]] = {}
         backoff = 0.05
         while not self.closing:
-            await self.wait_for(
-                lambda: self.closing or (self.webhook is not None and bool(self.updates)), None
-            )
-            hook = self.webhook
-            if self.closing or hook is None or not self.updates:
-                continue
-            update = self.updates[0]
-            if await self._post_update(hook, update):
-                backoff = 0.05
-                if self.updates and self.updates[0] is update:
-                    self.updates.popleft()
-            else:
-                await self.wait_for(partial(self._webhook_changed, hook), backoff)
+            if self._last_failed:
+                self._last_failed = False
+                await self.wait_for(lambda: self.closing, backoff)
                 backoff = min(backoff * 2, 2.0)
-            self.touch()
+            await self.wait_for(lambda: self.closing or self._next_deliverable(in_flight), None)
+            hook = self.webhook
+            update = self._next_deliverable(in_flight)
+            if self.closing or hook is None or update is None:
+                continue
+            self.updates.remove(update)
+            key = _chat_key(update)
+            task = asyncio.create_task(self._post_update(hook, update))
+            in_flight[key] = task
+            task.add_done_callback(partial(self._delivered, in_flight, key, update))
+            if not self._last_failed:
+                backoff = 0.05
+        for task in in_flight.values():
+            task.cancel()
+
+    def _next_deliverable(self, in_flight: dict[object, asyncio.Task[bool]]) -> Update | None:
+        hook = self.webhook
+        if hook is None or len(in_flight) >= max(1, hook.max_connections):
+            return None
+        return next((u for u in self.updates if _chat_key(u) not in in_flight), None)
+
+    def _delivered(
+        self,
+        in_flight: dict[object, asyncio.Task[bool]],
+        key: object,
+        update: Update,
+        task: asyncio.Task[bool],
+    ) -> None:
+        del in_flight[key]
+        if task.cancelled() or not task.result():
+            self.updates.appendleft(update)  # nothing else of this chat went meanwhile
+            self._last_failed = True
+        self.touch()
 
     async def _post_update(self, hook: WebhookConfig, update: Update) -> bool:
         assert self._http is not None
@@ -326,3 +352,18 @@ class TelegramEmulator(World):
             return None
         method = values.pop("method", None)
         return (method, Params(values, files)) if isinstance(method, str) else None
+
+
+def _chat_key(update: Update) -> object:
+    """The chat an update belongs to (its sender for updates without a chat)."""
+    for value in update.values():
+        if not isinstance(value, dict):
+            continue
+        message = value.get("message") if "message" in value else value
+        chat = message.get("chat") if isinstance(message, dict) else None
+        if isinstance(chat, dict) and "id" in chat:
+            return chat["id"]
+        sender = value.get("from")
+        if isinstance(sender, dict) and "id" in sender:
+            return sender["id"]
+    return update.get("update_id")
