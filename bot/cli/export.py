@@ -59,7 +59,7 @@ async def export_command(args: argparse.Namespace) -> int:
                 start=args.start,
                 end=args.end,
                 street_id=args.street,
-                tz=settings.tz,  # as case numbers and cards: TIMEZONE
+                tz=district.tz,  # the district's, as case numbers and cards
             )
             async for piece in pieces:
                 sink.write(piece)
