@@ -115,6 +115,13 @@ class Recipient:
             media.append(item)
         self.outbox.call(self.chat_id, "sendMediaGroup", {"media": media}, case_id=case_id)
 
+    def document(self, path: str, filename: str, caption: str | None = None) -> None:
+        """A file under MEDIA_DIR (`path` relative to it), shown to the reader as `filename`."""
+        params: dict[str, Any] = {"document": {"path": path, "filename": filename}}
+        if caption:
+            params |= {"caption": caption, "parse_mode": "HTML"}
+        self.outbox.call(self.chat_id, "sendDocument", params)
+
     def location(self, lat: float, lon: float, *, case_id: int | None = None) -> None:
         params = {"latitude": lat, "longitude": lon}
         self.outbox.call(self.chat_id, "sendLocation", params, case_id=case_id)

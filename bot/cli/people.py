@@ -76,7 +76,11 @@ async def _remove(args: argparse.Namespace) -> int:
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
             n = await revoke(
-                session, telegram_id=args.telegram_id, role=args.role, scope=args.scope
+                session,
+                telegram_id=args.telegram_id,
+                role=args.role,
+                scope=args.scope,
+                now=SystemClock().now(),
             )
     finally:
         await engine.dispose()
