@@ -109,3 +109,46 @@ async def test_the_api_on_its_own_dispatches_a_case_to_the_chief(
             proc.kill()
             await proc.wait()
         await emulator.stop()
+
+
+async def test_the_sandbox_serves_the_api_and_its_chief_gets_the_card(
+    database_url: str, media_dir: Path
+) -> None:
+    """Mounted at /open311/v2/ of the sandbox page; the sandbox's bot sends the card."""
+    from bot.clock import SystemClock
+    from bot.open311.keys import add_client
+    from bot.sandbox.run import running_sandbox
+    from storage.db import make_engine, make_sessionmaker
+    from tests.harness import settings_for
+
+    settings = settings_for(database_url, media_dir, "http://127.0.0.1:9").model_copy(
+        update={"bot_token": ""}
+    )
+    async with running_sandbox(settings, port=0) as running:
+        engine = make_engine(database_url)
+        try:
+            async with make_sessionmaker(engine)() as session, session.begin():
+                _client, key = await add_client(
+                    session, "sandbox", can_write=True, now=SystemClock().now()
+                )
+        finally:
+            await engine.dispose()
+        lane = running.sandbox.district.lanes[running.sandbox.cast.lane_id]
+        lat, lon = lane.representative_point
+        form = {
+            "api_key": key,
+            "service_code": "xiaoguanggao",
+            "lat": str(lat),
+            "long": str(lon),
+            "description": "电线杆上贴满小广告",
+        }
+        base = f"{running.url}open311/v2"
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{base}/requests.json", data=form) as response:
+                assert response.status == 201, await response.text()
+                [created] = await response.json()
+            async with http.get(f"{base}/services.xml") as response:
+                assert response.status == 200
+                assert "<services><service>" in await response.text()
+        chief = running.sandbox.personas["chief"]
+        await chief.expect(contains=f"案件 {created['service_request_id']}", timeout=20)

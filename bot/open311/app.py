@@ -34,14 +34,28 @@ from bot.open311.view import CLOSED, OPEN, service_request
 from storage.cases import case_by_idempotency_key
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-CTX_KEY: web.AppKey[AppContext] = web.AppKey("open311_ctx", AppContext)
+
+
+class ContextSource:
+    """Where the handlers find the AppContext: given at once, or once the server has started."""
+
+    def __init__(self, ctx: AppContext | None = None) -> None:
+        self.ctx = ctx
+
+    def get(self) -> AppContext:
+        if self.ctx is None:
+            raise web.HTTPServiceUnavailable(text="starting")
+        return self.ctx
+
+
+SOURCE_KEY: web.AppKey[ContextSource] = web.AppKey("open311_ctx", ContextSource)
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 FMT = "{fmt:json|xml}"
 MAX_BODY = 64 * 1024
 
 
 def _ctx(request: web.Request) -> AppContext:
-    return request.app[CTX_KEY]
+    return request.app[SOURCE_KEY].get()
 
 
 async def discovery(request: web.Request) -> web.Response:
@@ -206,10 +220,10 @@ async def no_such_path(request: web.Request) -> web.Response:
     raise not_found("no_such_path", method=request.method)
 
 
-def make_app(ctx: AppContext) -> web.Application:
+def make_app(ctx: AppContext | ContextSource) -> web.Application:
     """The API for one running bot: cases are created and announced through `ctx`."""
     app = web.Application(middlewares=[_errors])
-    app[CTX_KEY] = ctx
+    app[SOURCE_KEY] = ctx if isinstance(ctx, ContextSource) else ContextSource(ctx)
     app.router.add_get(f"/discovery.{FMT}", discovery)
     app.router.add_get(f"/services.{FMT}", services)
     app.router.add_get(f"/services/{{code}}.{FMT}", service_definition)

@@ -13,11 +13,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from aiogram import Bot
 from aiohttp import web
 
 from bot.app import app_context, make_bot
 from bot.config import Settings
-from bot.open311.app import make_app
+from bot.open311.app import ContextSource, make_app
 
 PREFIX = "/open311/v2"
 _NO_TOKEN = "1:open311-without-a-bot-token"
@@ -26,6 +27,27 @@ _NO_TOKEN = "1:open311-without-a-bot-token"
 def mount(root: web.Application, api: web.Application) -> None:
     """Put the API under /open311/v2/ of a web server's application."""
     root.add_subapp(PREFIX + "/", api)
+
+
+def mount_with_own_context(root: web.Application, settings: Settings, bot: Bot) -> None:
+    """Mount the API in a server that has no AppContext of its own (the sandbox page).
+
+    The context is opened when the server starts and closed when it stops. Its sender is not
+    run: the bot running beside it on the same database sends what the API queues.
+    """
+    source = ContextSource()
+
+    async def context(_app: web.Application) -> AsyncIterator[None]:
+        try:
+            async with app_context(settings, bot) as ctx:
+                source.ctx = ctx
+                yield
+                source.ctx = None
+        finally:
+            await bot.session.close()
+
+    root.cleanup_ctx.append(context)
+    mount(root, make_app(source))
 
 
 @asynccontextmanager

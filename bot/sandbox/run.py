@@ -13,6 +13,7 @@ from aiohttp import web
 from bot.app import make_bot, run_polling
 from bot.config import Settings
 from bot.district import load_district
+from bot.open311.serve import mount_with_own_context
 from bot.sandbox.cast import cast_for, enter, load_cast
 from bot.sandbox.emulator import TelegramEmulator
 from bot.sandbox.web import Sandbox, make_app
@@ -53,7 +54,9 @@ async def running_sandbox(
             run_polling(local, make_bot(local, SANDBOX_TOKEN)), name="sandbox-bot"
         )
         sandbox = Sandbox(emulator, district, cast, personas)
-        runner = web.AppRunner(make_app(sandbox), access_log=None, shutdown_timeout=1.0)
+        app = make_app(sandbox)
+        mount_with_own_context(app, local, make_bot(local, SANDBOX_TOKEN))  # at /open311/v2/
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         bound = runner.addresses[0][1]
