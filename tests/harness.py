@@ -191,3 +191,40 @@ def plain_text(lang: str, key: str, **params: object) -> str:
     from bot.i18n import t
 
     return html.unescape(re.sub(r"<[^>]+>", "", t(lang, key, **params)))
+
+
+def noise_jpeg(seed: int) -> bytes:
+    """A JPEG of random pixels: every seed looks different, even to a perceptual hash."""
+    import random
+
+    rng = random.Random(seed)
+    small = Image.frombytes("RGB", (16, 16), bytes(rng.randrange(256) for _ in range(16 * 16 * 3)))
+    buf = io.BytesIO()
+    small.resize((320, 240), Image.Resampling.NEAREST).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+async def grant_direct(
+    database_url: str, telegram_id: int, role: str, scope: str | None, kind: str | None
+) -> None:
+    """Give a role straight in the database, for tests whose bot runs in other processes."""
+    from bot.clock import SystemClock
+    from bot.district import load_district
+    from bot.people import grant as grant_role
+    from storage.db import make_engine, make_sessionmaker
+
+    engine = make_engine(database_url)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            await grant_role(
+                session,
+                load_district(SAMPLE_DISTRICT_DIR),
+                telegram_id=telegram_id,
+                role=role,
+                scope=scope,
+                kind=kind,
+                name=None,
+                now=SystemClock().now(),
+            )
+    finally:
+        await engine.dispose()
