@@ -1,0 +1,257 @@
+"""Privacy: who reported is nobody else's business, photos carry nothing but pixels, /forget.
+
+A resident's name, username, phone and Telegram id never reach a lane chief, an officer, a
+supervisor, a department's group, the digest or the CSV export: a case number and the report's
+content are enough to act on. Photos are stripped of every metadata field before they are
+stored or sent on. A resident may ask to be forgotten: the cases stay, unlinked from them.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from bot.digest import build_digest
+from bot.export import export_csv
+from bot.i18n import t
+from bot.sandbox.emulator import Persona
+from bot.sandbox.emulator_models import SentMessage
+from storage.models import Case, CaseEvent, OutboxMessage, Person, Photo
+from tests.harness import Harness, gps_exif, jpeg, plain_text, running_bot
+from tests.test_handling_loop import PILED_UP, cast, first_lane, has_button, resolve, state_of
+
+RESIDENT_ID = 7654321
+NAME, SURNAME, USERNAME, PHONE = "王芳", "Zhangsecret", "wangfang_secret", "13912345678"
+SERIAL, MAKER = "SN-99887766", "PhoneMaker"
+SECRETS = (NAME, SURNAME, USERNAME, PHONE, str(RESIDENT_ID))
+
+
+@pytest.fixture
+async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
+    async with running_bot(database_url, media_dir) as harness:
+        yield harness
+
+
+def camera_jpeg(lat: float, lon: float, color: tuple[int, int, int] = (200, 60, 40)) -> bytes:
+    """A phone photo: GPS, maker, model and the camera's serial number in its EXIF."""
+    exif = gps_exif(lat, lon)
+    exif.get_ifd(0x8769)[0xA431] = SERIAL  # BodySerialNumber
+    return jpeg(color, exif=exif)
+
+
+def assert_bare(data: bytes) -> None:
+    """A JPEG with no metadata at all: no EXIF (so no GPS, maker, model, serial), no ICC."""
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "JPEG"
+    assert not image.getexif()
+    assert not set(image.info) & {"exif", "icc_profile", "xmp", "comment"}
+    assert MAKER.encode() not in data and SERIAL.encode() not in data
+
+
+def everything_seen(messages: list[SentMessage]) -> str:
+    """All text a reader saw: messages, captions, buttons and every edit."""
+    parts: list[str] = []
+    for m in messages:
+        parts += [m.content, str(m.reply_markup or "")]
+        parts += [e.content + str(e.reply_markup or "") for e in m.edits]
+    return "\n".join(parts)
+
+
+async def messages_for(h: Harness, chat_id: int) -> int:
+    async with h.session() as session:
+        rows = await session.scalars(
+            select(OutboxMessage.id).where(OutboxMessage.chat_id == chat_id)
+        )
+        return len(rows.all())
+
+
+async def named_resident(h: Harness) -> Persona:
+    resident = h.emulator.user(
+        RESIDENT_ID,
+        first_name=NAME,
+        last_name=SURNAME,
+        username=USERNAME,
+        language_code="zh-hans",
+    )
+    await resident.send_command("/start")
+    await resident.expect(contains="随拍即办")
+    await resident.send_contact(PHONE)  # people do; the bot neither keeps nor passes it on
+    await resident.expect(contains=plain_text("zh", "input.unsupported"))
+    return resident
+
+
+async def report_with_camera_photo(
+    h: Harness, resident: Persona, text: str, lane: int = 0, color: tuple[int, int, int] = (9, 9, 9)
+) -> Case:
+    _lane, lat, lon = first_lane(h, lane)
+    await resident.send_document(
+        camera_jpeg(lat, lon, color), file_name="IMG_2001.JPG", mime_type="image/jpeg", caption=text
+    )
+    await resident.expect(contains=plain_text("zh", "report.exif_location_used"))
+    await resident.expect(contains="照片：1 张")
+    await resident.press(t("zh", "button.confirm"))
+    await resident.expect(contains="CY-")
+    [case] = [c for c in await h.cases() if c.description == text]
+    return case
+
+
+async def test_a_full_loop_shows_the_resident_to_nobody_who_handles_it(
+    h: Harness, media_dir: Path
+) -> None:
+    p = await cast(h)
+    chief, officer, supervisor = p["chief"], p["officer"], p["supervisor"]
+    resident = await named_resident(h)
+    case = await report_with_camera_photo(h, resident, PILED_UP)
+    card = await chief.expect(contains=f"案件 {case.number}")
+    await chief.press(t("zh", "card.button.accept"))
+    await resident.expect(contains=plain_text("zh", "progress.accepted", number=case.number))
+    await chief.press_callback(card.message_id, f"whi:{case.id}:chengguan")
+    await officer.expect(contains=f"Case {case.number}")
+    await officer.press(t("en", "card.button.duty"))
+    await resident.expect(
+        contains=plain_text("zh", "progress.reported_for_duty", number=case.number)
+    )
+    # The chief's after-photo comes from a phone too: the resident gets it bare.
+    await has_button(h, chief, t("zh", "card.button.resolve"))
+    await chief.press(t("zh", "card.button.resolve"))
+    await chief.expect(contains=plain_text("zh", "card.ask_resolve", number=case.number))
+    _lane, lat, lon = first_lane(h)
+    await chief.send_document(
+        camera_jpeg(lat, lon, (20, 160, 60)),
+        file_name="IMG_3001.JPG",
+        mime_type="image/jpeg",
+        caption="已清理",
+    )
+    after = await resident.expect(predicate=lambda m: m.method == "sendPhoto")
+    assert after.photo_bytes is not None
+    assert_bare(after.photo_bytes)
+    await resident.expect(contains="已清理")
+    await resident.press("⭐")  # not good enough: reopened, the chief and supervisor are told
+    await supervisor.expect(contains=f"Case {case.number} was reopened")
+    await resolve(h, chief, case, "重新清理")
+    await resident.expect(contains="重新清理")
+    await resident.press("⭐⭐⭐⭐⭐")
+    await resident.expect(contains="感谢")
+    await resident.send_text("谢谢，这次干净了")  # the comment is on the timeline handlers see
+    await resident.expect(contains=t("zh", "rate.comment_thanks"))
+    for who in (chief, officer, supervisor):
+        await who.send_command("/case", case.number)
+        await who.expect(contains=case.number)
+    assert await state_of(h, case) == "closed"
+
+    handlers_saw = [m for who in (chief, officer, supervisor) for m in who.inbox()]
+    for chat_id in (
+        h.district.departments["chengguan"].chat_id,
+        h.district.street_offices[case.street_id].triage_chat_id,
+    ):
+        handlers_saw += h.emulator.messages_to(chat_id)
+    seen = everything_seen(handlers_saw)
+    assert case.number in seen and PILED_UP in seen
+    for secret in SECRETS:
+        assert secret not in seen, secret
+    photos = [m.photo_bytes for m in handlers_saw if m.photo_bytes]
+    assert photos, "the chief got the resident's photo"
+    for data in photos:
+        assert_bare(data)
+    async with h.session() as session:
+        stored = (await session.scalars(select(Photo))).all()
+        assert {p.kind for p in stored} == {"before", "after"}
+        for photo in stored:
+            assert_bare((media_dir / photo.path).read_bytes())
+        # The export and the digest name no resident either.
+        csv = await export_csv(
+            session,
+            h.district,
+            start=case.created_at.astimezone(h.ctx.settings.tz).date(),
+            end=case.created_at.astimezone(h.ctx.settings.tz).date(),
+            street_id=None,
+            tz=h.ctx.settings.tz,
+        )
+        digest = await build_digest(
+            session,
+            h.district,
+            case.street_id,
+            day=h.clock.now().astimezone(h.ctx.settings.tz).date(),
+            now=h.clock.now(),
+            lang="zh",
+        )
+    text = csv.decode("utf-8-sig")
+    assert case.number in text
+    for secret in SECRETS:
+        assert secret not in text and secret not in digest.text, secret
+
+
+async def test_forget_unlinks_the_resident_from_their_cases_which_stay(h: Harness) -> None:
+    p = await cast(h)
+    chief = p["chief"]
+    resident = await named_resident(h)
+    kept_open = await report_with_camera_photo(h, resident, PILED_UP)
+    card = await chief.expect(contains=f"案件 {kept_open.number}")
+    withdrawn = await report_with_camera_photo(
+        h, resident, "墙上贴满了小广告，电话 13912345678", lane=3, color=(30, 30, 220)
+    )
+    await resident.send_command("/case", withdrawn.number)
+    await resident.expect(predicate=lambda m: t("zh", "button.withdraw") in str(m.reply_markup))
+    await resident.press(t("zh", "button.withdraw"))
+    await resident.expect(
+        contains=plain_text("zh", "case.confirm_withdraw", number=withdrawn.number)
+    )
+    await resident.press(t("zh", "button.withdraw_yes"))
+    await resident.expect(contains=plain_text("zh", "case.withdrawn", number=withdrawn.number))
+
+    await resident.send_command("/forget")
+    question = await resident.expect(contains=plain_text("zh", "forget.confirm", cases=2, open=1))
+    assert t("zh", "forget.button_yes") in str(question.reply_markup)
+    async with h.session() as session:
+        me = await session.scalar(select(Person).where(Person.telegram_id == RESIDENT_ID))
+        assert me is not None and me.name and me.username == USERNAME
+        assert me.forgotten_at is None  # asking is not doing: a button confirms
+    await resident.press(t("zh", "forget.button_yes"))
+    await resident.expect(contains=plain_text("zh", "forget.done", cases=2))
+
+    async with h.session() as session:
+        me = await session.scalar(select(Person).where(Person.telegram_id == RESIDENT_ID))
+        assert me is not None and me.forgotten_at is not None
+        assert (me.name, me.username) == (None, None)
+        rows = (await session.scalars(select(Case).order_by(Case.id))).all()
+        assert [(c.number, c.description) for c in rows] == [
+            (kept_open.number, kept_open.description),
+            (withdrawn.number, withdrawn.description),
+        ]
+        assert all(c.reporter_id is None and c.idempotency_key is None for c in rows)
+        assert [c.state for c in rows] == ["dispatched", "withdrawn"]
+        mine = await session.scalars(select(CaseEvent).where(CaseEvent.actor_id == me.id))
+        assert mine.all() == []
+        kept = (
+            await session.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == RESIDENT_ID))
+        ).all()
+        assert all(row.case_id is None for row in kept)
+        assert not any(kept_open.number in str(row.params) for row in kept)
+        person_id = me.id
+
+    # Telegram still sends the name with every message: it is not stored again.
+    await resident.send_command("/my")
+    await resident.expect(contains=t("zh", "my.none"))
+    await resident.send_command("/case", kept_open.number)
+    await resident.expect(contains=plain_text("zh", "case.not_found", number=kept_open.number))
+    async with h.session() as session:
+        me = await session.get(Person, person_id)
+        assert me is not None and (me.name, me.username) == (None, None)
+
+    # The district's work goes on; the resident is no longer told of it (what they would be
+    # told is written in the same transaction as the step, so it would be there by now).
+    before = await messages_for(h, RESIDENT_ID)
+    await chief.press_callback(card.message_id, f"card:accept:{kept_open.id}")
+    await chief.expect_edit(message_id=card.message_id, contains="办理中")
+    await resolve(h, chief, kept_open, "已清理")
+    assert await state_of(h, kept_open) == "resolved"
+    assert await messages_for(h, RESIDENT_ID) == before
+
+    # Staff act for the district: they cannot forget themselves from the chat.
+    await chief.send_command("/forget")
+    await chief.expect(contains=t("zh", "forget.staff"))
