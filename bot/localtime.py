@@ -16,7 +16,7 @@ DEFAULT_TIMEZONE = "Asia/Shanghai"  # as bot.district, for a file that does not 
 
 
 def district_toml(path: Path) -> Path:
-    """The district.toml of the district in folder `path` (or `path` itself), as loading finds it."""
+    """The district.toml of the district in folder `path` (or `path` itself), as loaded."""
     return path if path.suffix == ".toml" or path.is_file() else path / "district.toml"
 
 

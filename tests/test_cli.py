@@ -9,8 +9,6 @@ import signal
 import sys
 from pathlib import Path
 
-import pytest
-
 from bot.sandbox.emulator import TelegramEmulator
 from tests.harness import TOKEN, jpeg
 
