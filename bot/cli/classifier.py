@@ -57,6 +57,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ev.add_argument("--threshold", type=float, default=0.6, help="dispatch when confidence ≥ this")
     ev.set_defaults(func=eval_command)
 
+    labels = commands.add_parser(
+        "labels",
+        help="write the categories people chose in triage as a training CSV",
+        description="Each case's latest category chosen or corrected by a person; train the "
+        "next model on it with --text-col text --label-col label.",
+    )
+    labels.add_argument("--out", required=True, type=Path, help="CSV file to write")
+    labels.set_defaults(func=labels_command)
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -226,3 +235,19 @@ def format_evaluation(ev: Evaluation) -> str:
     for threshold, coverage, accuracy in ev.sweep:
         lines.append(f"     {threshold:.1f}    {_pct(coverage)}    {_pct(accuracy)}")
     return "\n".join(lines)
+
+
+async def labels_command(args: argparse.Namespace) -> int:
+    from bot.config import get_settings
+    from bot.labels import labels_csv
+    from storage.db import make_engine, make_sessionmaker
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            text, n = await labels_csv(session)
+    finally:
+        await engine.dispose()
+    args.out.write_text(text, encoding="utf-8")
+    print(f"{n} labelled case(s) written to {args.out}")
+    return 0
