@@ -338,3 +338,29 @@ async def test_photos_are_stored_once_per_content(h: Harness, media_dir: Path) -
         [photo] = (await session.scalars(select(Photo))).all()
     assert (media_dir / photo.path).is_file()
     assert photo.size == (media_dir / photo.path).stat().st_size
+
+
+async def test_an_iphone_heic_sent_as_a_file_and_a_venue(h: Harness, media_dir: Path) -> None:
+    import pillow_heif
+
+    if not pillow_heif.libheif_info().get("HEIF"):
+        pytest.skip("this libheif build has no HEVC encoder, so no HEIC can be made")
+    heif = pillow_heif.from_pillow(Image.open(io.BytesIO(jpeg((90, 140, 200)))))
+    buf = io.BytesIO()
+    heif.save(buf, quality=80)
+    rae = h.emulator.user(1018, first_name="Rae", language_code="en")
+    await rae.send_document(
+        buf.getvalue(), file_name="IMG_1234.HEIC", mime_type="image/heic", caption="Broken bench"
+    )
+    await rae.expect(contains=t("en", "report.ask_location").split(".")[0])
+    lane_id, lat, lon = lane_point(h, 4)
+    await rae.send_venue(lat, lon, "Chaowai SOHO", "6 Chaowai St")
+    summary = await rae.expect(contains="Photos: 1")
+    assert h.district.lanes[lane_id].name_en in (summary.text or "")
+    await rae.press(t("en", "button.confirm"))
+    await rae.expect(contains="CY-20261123-0001")
+    [case] = await h.cases()
+    assert case.address == "Chaowai SOHO, 6 Chaowai St"
+    [photo] = case.photos
+    stored = Image.open(io.BytesIO((media_dir / photo.path).read_bytes()))
+    assert stored.format == "JPEG" and not stored.getexif()
