@@ -18,7 +18,7 @@ from sqlalchemy import or_, select
 from bot import access, cases, handling
 from bot.access import may_handle
 from bot.context import AppContext
-from bot.handlers.intake import IntakeRefused, take_photo
+from bot.handlers.intake import photo_from_data, photo_to_data, receive_photo
 from bot.handling import Reassignment
 from bot.keyboards import (
     CARD_BUTTONS,
@@ -179,14 +179,13 @@ async def resolve_with_photo(
     message: Message, bot: Bot, state: FSMContext, ctx: AppContext, out: Outbox, person: Person
 ) -> None:
     me = out.to(person)
-    try:
-        photo, _gps = await take_photo(bot, ctx, message)
-    except IntakeRefused as exc:
-        me.say(exc.key, limit_mb=ctx.settings.max_photo_bytes // (1024 * 1024))
+    received = await receive_photo(bot, ctx, message, me)
+    if received is None:
         return
+    photo, _gps = received
     note = (message.caption or "").strip()
     if not note:
-        await state.update_data(photo=photo.__dict__)
+        await state.update_data(photo=photo_to_data(photo))
         me.say("card.ask_resolve_note")
         return
     await _resolve(state, ctx, out, person, me, note, photo)
@@ -200,9 +199,7 @@ async def resolve_note(
     if "photo" not in data:
         me.say("card.resolve_needs_photo")
         return
-    await _resolve(
-        state, ctx, out, person, me, message.text or "", cases.PhotoInput(**data["photo"])
-    )
+    await _resolve(state, ctx, out, person, me, message.text or "", photo_from_data(data["photo"]))
 
 
 async def _resolve(

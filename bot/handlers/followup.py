@@ -12,7 +12,7 @@ from bot import access
 from bot.access import can_view
 from bot.cases import OPEN_STATES, CaseError, add_note, add_photo, withdraw
 from bot.context import AppContext
-from bot.handlers.intake import IntakeRefused, take_photo
+from bot.handlers.intake import receive_photo
 from bot.keyboards import CaseAction, case_keyboard, withdraw_keyboard
 from bot.outgoing import Outbox, Recipient
 from bot.views import case_detail, case_line
@@ -143,11 +143,10 @@ async def photo_for_case(
     message: Message, bot: Bot, state: FSMContext, ctx: AppContext, out: Outbox, person: Person
 ) -> None:
     me = out.to(person)
-    try:
-        photo, _gps = await take_photo(bot, ctx, message)
-    except IntakeRefused as exc:
-        me.say(exc.key, limit_mb=ctx.settings.max_photo_bytes // (1024 * 1024))
+    received = await receive_photo(bot, ctx, message, me)
+    if received is None:
         return
+    photo, _gps = received
     case = await _pending_case(state, out)
     if case is None:
         await state.clear()

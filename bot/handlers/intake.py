@@ -15,6 +15,7 @@ from aiohttp import ClientError
 from bot import photos
 from bot.cases import PhotoInput
 from bot.context import AppContext
+from bot.outgoing import Recipient
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,17 @@ async def take_photo(bot: Bot, ctx: AppContext, message: Message) -> tuple[Photo
         file_unique_id=unique_id,
     )
     return taken, done.gps
+
+
+async def receive_photo(
+    bot: Bot, ctx: AppContext, message: Message, me: Recipient
+) -> tuple[PhotoInput, Any] | None:
+    """The message's photo, stored; or None once the person has been told why it was refused."""
+    try:
+        return await take_photo(bot, ctx, message)
+    except IntakeRefused as exc:
+        me.say(exc.key, limit_mb=ctx.settings.max_photo_bytes // (1024 * 1024))
+        return None
 
 
 def photo_to_data(photo: PhotoInput) -> dict[str, Any]:

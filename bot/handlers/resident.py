@@ -14,7 +14,7 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
 from bot.cases import MAX_DESCRIPTION, MAX_PHOTOS, CaseError, ReportDraft, create_case
 from bot.context import AppContext
-from bot.handlers.intake import IntakeRefused, photo_from_data, photo_to_data, take_photo
+from bot.handlers.intake import photo_from_data, photo_to_data, receive_photo
 from bot.keyboards import ReportAction, edit_keyboard, location_keyboard, summary_keyboard
 from bot.notify import announce
 from bot.outgoing import Outbox, Recipient
@@ -95,11 +95,10 @@ async def photo_received(
     me = out.to(person)
     # Download and check the photo before touching the database or the draft: on SQLite a
     # transaction holds the write lock, and a download can take seconds.
-    try:
-        photo, gps = await take_photo(bot, ctx, message)
-    except IntakeRefused as exc:
-        me.say(exc.key, limit_mb=ctx.settings.max_photo_bytes // (1024 * 1024))
+    received = await receive_photo(bot, ctx, message, me)
+    if received is None:
         return
+    photo, gps = received
     current = await state.get_state()
     data = await state.get_data() if current else await start_draft(state)
     if len(data["photos"]) >= MAX_PHOTOS:
