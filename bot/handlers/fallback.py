@@ -27,8 +27,13 @@ UNSUPPORTED = (
 
 
 async def unsupported(message: Message, out: Outbox, person: Person) -> None:
-    log.info("unsupported %s from person %s", message.content_type, person.id)
+    log.info("unsupported %s from person %s", _kind(message), person.id)
     out.to(person).say("input.unsupported")
+
+
+def _kind(message: Message) -> str:
+    kind = message.content_type
+    return str(getattr(kind, "value", kind))  # the enum's value ("video"), not its name
 
 
 async def idle_text(message: Message, out: Outbox, person: Person) -> None:
@@ -37,7 +42,7 @@ async def idle_text(message: Message, out: Outbox, person: Person) -> None:
 
 
 async def anything_else(message: Message, out: Outbox, person: Person) -> None:
-    log.info("unsupported %s from person %s", message.content_type, person.id)
+    log.info("unsupported %s from person %s", _kind(message), person.id)
     out.to(person).say("input.unsupported")
 
 
