@@ -38,6 +38,7 @@ async def announce(ctx: AppContext, out: Outbox, routed: Routed, reporter: Perso
             )
         for to, _side in await handlers(out, ctx, original):
             to.say("card.plus_one", number=original.number, reports=reports)
+        await refresh_cards(ctx, out, original)  # the card counts the reports
         return
     assert routed.decision is not None
     await announce_dispatch(ctx, out, case, routed.decision)
@@ -123,6 +124,7 @@ async def refresh_cards(ctx: AppContext, out: Outbox, case: Case) -> None:
         .where(OutboxMessage.ref.like(f"card:{case.id}:%"))
         .distinct()
     )
+    reports = await _reports(out.session, case)
     acting = {to.chat_id for to, _side in await handlers(out, ctx, case)}
     acting |= {to.chat_id for to in await supervisors(out, ctx, case)}
     for chat_id, ref in rows.all():
@@ -131,7 +133,9 @@ async def refresh_cards(ctx: AppContext, out: Outbox, case: Case) -> None:
         # A chat that no longer acts on the case (it was transferred away) keeps no buttons.
         markup = card_markup(ctx, lang, side, case) if chat_id in acting else None
         out.chat(chat_id, lang).edit_text(
-            card(lang, ctx.district, case, ctx.settings.tz), message_ref=ref, markup=markup
+            card(lang, ctx.district, case, ctx.settings.tz, reports=reports),
+            message_ref=ref,
+            markup=markup,
         )
 
 

@@ -348,3 +348,30 @@ async def test_tasks_lists_open_cases_soonest_deadline_first(h: Harness) -> None
     assert first.number in text and second.number in text
     assert text.index(first.number) < text.index(second.number)
     assert re.search(r"时限 \d{4}-\d{2}-\d{2} \d{2}:\d{2}", text)
+
+
+async def test_a_chiefs_patrol_report_on_his_own_lane_is_accepted_at_once(h: Harness) -> None:
+    p = await cast(h)
+    chief = p["chief"]
+    _lane, lat, lon = first_lane(h)
+    await chief.send_photo(jpeg((40, 40, 200)), caption="巡查发现：胡同口堆物堆料")
+    await chief.send_location(lat, lon)
+    await chief.expect(contains="照片：1 张")
+    await chief.press(t("zh", "button.confirm"))
+    card = await chief.expect(contains="📋")
+    assert "办理中" in (card.text or "")  # accepted
+    assert t("zh", "card.button.resolve") in str(card.reply_markup)
+    [case] = await h.cases()
+    assert case.source == "patrol"
+    assert await actions(h, case) == ["submitted", "dispatched", "accepted"]
+
+
+async def test_the_chief_hears_when_the_department_reports_for_duty(h: Harness) -> None:
+    p = await cast(h)
+    case, _card = await accepted_case(h, p)
+    await p["chief"].press(t("zh", "card.button.whistle"))
+    await has_button(h, p["chief"], h.district.departments["chengguan"].name_zh)
+    await p["chief"].press(h.district.departments["chengguan"].name_zh)
+    await p["officer"].expect(contains=f"Case {case.number}")
+    await p["officer"].press(t("en", "card.button.duty"))
+    await p["chief"].expect(contains=f"已就案件 {case.number} 报到")

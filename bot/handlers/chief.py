@@ -101,6 +101,7 @@ async def card_button(
         await query.answer(me.t("card.reported", number=case.number))
         await refresh_cards(ctx, out, case)
         await tell_followers(out, case, "progress.reported_for_duty")
+        await _tell_chief(ctx, out, case, "card.department_reported")
     elif action == "whistle" and query.message is not None:
         await query.answer()
         me.edit_markup(
@@ -224,6 +225,8 @@ async def _resolve(
     await state.clear()
     me.say("card.resolved", number=case.number)
     await refresh_cards(ctx, out, case)
+    if case.assignee_id != person.id:
+        await _tell_chief(ctx, out, case, "card.department_resolved")
     await _tell_resolved(ctx, out, case, note, photo.path)
 
 
@@ -367,6 +370,15 @@ async def _last_event_time(out: Outbox, case: Case, action: str) -> datetime:
         .limit(1)
     )
     return when or case.updated_at
+
+
+async def _tell_chief(ctx: AppContext, out: Outbox, case: Case, key: str) -> None:
+    """The lane chief who whistled hears what the department did."""
+    chief = await out.session.get(Person, case.assignee_id) if case.assignee_id else None
+    department = ctx.district.departments.get(case.department_id or "")
+    if chief is not None and department is not None:
+        to = out.to(chief)
+        to.say(key, number=case.number, department=ctx.district.name(department, to.language))
 
 
 def _nearby_lanes(ctx: AppContext, case: Case) -> list[str]:

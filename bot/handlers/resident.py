@@ -12,6 +12,8 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
+from bot import handling
+from bot.access import CHIEF, VOLUNTEER, has_role
 from bot.cases import MAX_DESCRIPTION, MAX_PHOTOS, CaseError, ReportDraft, create_case
 from bot.context import AppContext
 from bot.handlers.intake import photo_from_data, photo_to_data, receive_photo
@@ -291,6 +293,8 @@ async def _confirm(
         address=data.get("address"),
         lane_id=data.get("lane_id"),
         street_id=data.get("street_id"),
+        # Lane chiefs and volunteers (小巷管家) on patrol report with the same flow.
+        source="patrol" if has_role(person, CHIEF) or has_role(person, VOLUNTEER) else "chat",
     )
     try:
         case, created = await create_case(
@@ -312,6 +316,9 @@ async def _confirm(
             classifier=ctx.classifier,
             now=out.now,
         )
+        if routed.decision is not None and routed.decision.chief_id == person.id:
+            # A chief's report on his own lane: he is on it already.
+            await handling.accept(out.session, case, person, out.now)
         await announce(ctx, out, routed, person)
     out.after_commit(state.clear)
 
