@@ -364,3 +364,45 @@ async def test_an_iphone_heic_sent_as_a_file_and_a_venue(h: Harness, media_dir: 
     [photo] = case.photos
     stored = Image.open(io.BytesIO((media_dir / photo.path).read_bytes()))
     assert stored.format == "JPEG" and not stored.getexif()
+
+
+async def test_editing_a_draft_before_confirming(h: Harness) -> None:
+    sam = h.emulator.user(1019, first_name="Sam", language_code="en")
+    await sam.send_photo(jpeg((10, 90, 10)), caption="Bins full")
+    _lane, lat, lon = lane_point(h, 6)
+    await sam.send_location(lat, lon)
+    summary = await sam.expect(contains="Photos: 1")
+    await sam.press(t("en", "button.edit"))
+    await sam.expect_edit(message_id=summary.message_id)
+    await sam.press(t("en", "button.edit_description"))
+    await sam.expect(contains=said("en", "report.ask_new_description"))
+    await sam.send_text("Bins overflowing for three days, rubbish on the ground")
+    fresh = await sam.expect(contains="Bins overflowing for three days")
+    assert "Photos: 1" in (fresh.text or "")
+    await sam.press(t("en", "button.edit"))
+    await sam.expect_edit(message_id=fresh.message_id)
+    await sam.press(t("en", "button.add_photos"))
+    await sam.expect(contains=said("en", "report.ask_more_photos", n=1, limit=5))
+    await sam.send_photo(jpeg((200, 200, 10)))
+    await sam.expect(contains="Photos: 2")
+    await sam.press(t("en", "button.confirm"))
+    await sam.expect(contains="CY-20261123-0001")
+    [case] = await h.cases()
+    assert case.description == "Bins overflowing for three days, rubbish on the ground"
+    assert len(case.photos) == 2
+
+
+async def test_a_resident_adds_a_photo_to_an_open_case(h: Harness) -> None:
+    tia = h.emulator.user(1020, first_name="Tia", language_code="en")
+    number = await reported(h, tia, "Tree branch hanging over the road")
+    await tia.send_command("/case", number)
+    await tia.expect(contains="Timeline")
+    await tia.press(t("en", "button.add_photo"))
+    await tia.expect(contains=said("en", "case.ask_photo", number=number))
+    await tia.send_voice()
+    await tia.expect(contains=said("en", "case.photo_expected"))
+    await tia.send_photo(jpeg((70, 160, 70)))
+    await tia.expect(contains=said("en", "case.photo_added", number=number))
+    [case] = await h.cases()
+    assert len(case.photos) == 2
+    assert "photo_added" in [e.action for e in await h.events(case.id)]
