@@ -95,8 +95,6 @@ LISTS = {
 }
 W3C = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+08:00$")
 
-pytestmark = pytest.mark.asyncio
-
 
 @cache
 def schema(name: str) -> dict[str, Any]:

@@ -9,14 +9,12 @@ import sys
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from bot.config import SAMPLE_DISTRICT_DIR
 from bot.district import load_district
 from bot.sandbox.emulator import TelegramEmulator
 from tests.test_cli import env_for, run_cli, tmp_cwd
 
-pytestmark = pytest.mark.asyncio
 CHIEF = 3201
 LANE = "CW-001"
 
