@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import aiohttp
-from aiogram.exceptions import AiogramError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -173,6 +172,9 @@ async def bot_username(given: str | None, settings: Settings) -> str:
 
 
 async def _ask_telegram(settings: Settings) -> str:
+    # aiogram takes seconds to import: only the commands that talk to Telegram load it.
+    from aiogram.exceptions import AiogramError
+
     from bot.app import make_bot
 
     bot = make_bot(settings)
