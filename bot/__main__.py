@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "bot.cli.sandbox",
     "bot.cli.signs",
     "bot.cli.export",
+    "bot.cli.digest",
     "bot.cli.open311",
 )
 

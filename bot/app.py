@@ -40,7 +40,11 @@ from storage.fsm import SqlStorage
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("report", "my", "case", "tasks", "lang", "cancel", "help", "forget")
+# stats, digest, export and people are for supervisors and admins; others are told they may not.
+COMMANDS = (
+    *("report", "my", "case", "tasks", "lang", "cancel", "help", "forget"),
+    *("whoami", "stats", "digest", "export", "people"),
+)
 
 
 def make_bot(settings: Settings, token: str | None = None) -> Bot:

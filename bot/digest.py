@@ -100,6 +100,18 @@ async def build_digest(
     )
 
 
+def kpi_lines(district: District, lang: str, figures: Kpis, before: Rates) -> list[str]:
+    """`figures` against `before`, one line each, worded as in the digest (for /stats)."""
+    return _Words(district, lang, None).kpis(figures, before)
+
+
+def local_date(lang: str, day: date, *, year: bool = False) -> str:
+    """A date as the digest writes it: 11月22日 / 22 Nov (with the year when asked)."""
+    if normalise_language(lang) == "zh":
+        return f"{day.year}年{day.month}月{day.day}日" if year else f"{day.month}月{day.day}日"
+    return f"{day.day} {day:%b %Y}" if year else f"{day.day} {day:%b}"
+
+
 class _Words:
     """The digest in one language."""
 
@@ -194,9 +206,7 @@ class _Words:
         return self.t("kpi.duration_minutes", minutes=minutes)
 
     def date(self, day: date, *, year: bool = False) -> str:
-        if self.lang == "zh":
-            return f"{day.year}年{day.month}月{day.day}日" if year else f"{day.month}月{day.day}日"
-        return f"{day.day} {day:%b %Y}" if year else f"{day.day} {day:%b}"
+        return local_date(self.lang, day, year=year)
 
     def overdue(self, count: int, cases: Sequence[OverdueCase]) -> str:
         if not cases:

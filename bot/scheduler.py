@@ -1,18 +1,20 @@
 """Time-driven work: short sweeps that claim due deadline rows and act on them.
 
-APScheduler only calls `sweep` every few seconds; what is due lives in the database, so any
-number of bot processes can sweep side by side and each step happens once.
+APScheduler only calls `sweep` every few seconds and `digests` every minute; what is due lives
+in the database, so any number of bot processes can run them side by side and each step (and
+each person's daily digest) happens once.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot import cases, handling, sla
 from bot.context import AppContext
+from bot.digest_jobs import Digests
 from bot.keyboards import rating_keyboard
 from bot.notify import handlers, refresh_cards, send_card, supervisors
 from bot.outgoing import Outbox
@@ -22,6 +24,7 @@ from storage.models import Case, Deadline, Person
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 15
+DIGEST_CHECK_SECONDS = 60
 WAITING_RESPONSE = frozenset({cases.TRIAGE, cases.DISPATCHED, cases.WHISTLED})
 WAITING_RESOLUTION = frozenset({cases.TRIAGE, cases.DISPATCHED, cases.ACCEPTED, cases.WHISTLED})
 
@@ -78,7 +81,7 @@ async def _deadline_step(
     now: datetime,
 ) -> None:
     """A reminder to the handlers at 50% and 90%; past the limit, escalation to supervisors."""
-    due_text = local_time(due, ctx.settings.tz) if due else "—"
+    due_text = local_time(due, ctx.district.tz) if due else "—"
     if mark != "overdue":
         for to, _side in await handlers(out, ctx, case):
             to.say(f"sla.{window}_{mark}", number=case.number, due=due_text)
@@ -93,9 +96,18 @@ async def _deadline_step(
     cases.record(out.session, case, None, "escalated", now, data={"window": window})
 
 
+async def digests(ctx: AppContext) -> int:
+    """Once DIGEST_TIME has passed today, each supervisor's and admin's digest of yesterday."""
+    sent = await Digests.of(ctx).run_due()
+    if sent:
+        ctx.sender.wake()
+    return sent
+
+
 def start_scheduler(ctx: AppContext) -> AsyncIOScheduler:
-    """The sweeps, every few seconds, in this process's event loop."""
-    scheduler = AsyncIOScheduler(timezone=ctx.settings.tz)
+    """The sweeps, every few seconds, and the digest check, every minute (and at start, so a
+    process started after the digest time catches up at once), in this process's event loop."""
+    scheduler = AsyncIOScheduler(timezone=ctx.district.tz)
     scheduler.add_job(
         sweep,
         "interval",
@@ -104,6 +116,16 @@ def start_scheduler(ctx: AppContext) -> AsyncIOScheduler:
         id="deadlines",
         max_instances=1,
         coalesce=True,
+    )
+    scheduler.add_job(
+        digests,
+        "interval",
+        seconds=DIGEST_CHECK_SECONDS,
+        args=[ctx],
+        id="digests",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),
     )
     scheduler.start()
     return scheduler
