@@ -16,21 +16,21 @@ resident. Texts are in the `locale` parameter's language or Accept-Language's, e
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from bot.context import AppContext
 from bot.i18n import plain
-from bot.open311.errors import Open311Error, bad_request, forbidden, not_found
+from bot.open311.errors import Open311Error, forbidden, not_found
 from bot.open311.keys import authenticate
-from bot.open311.params import comma_list, language, w3c, w3c_datetime
-from bot.open311.queries import MAX_ROWS, MAX_WINDOW, RequestQuery, find_requests
+from bot.open311.params import language, w3c
+from bot.open311.queries import RequestQuery, find_requests, request_query
 from bot.open311.render import Value, format_of, respond
 from bot.open311.services import definition, service
 from bot.open311.submission import read_submission
 from bot.open311.submit import TOKEN_PREFIX, is_token, submit
-from bot.open311.view import CLOSED, OPEN, service_request
+from bot.open311.view import service_request
 from storage.cases import case_by_idempotency_key
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -132,7 +132,7 @@ async def create_request(request: web.Request) -> web.Response:
 
 async def list_requests(request: web.Request) -> web.Response:
     ctx, lang = _ctx(request), language(request)
-    query = _request_query(request, ctx)
+    query = request_query(request.query, now=ctx.clock.now(), tz=ctx.settings.tz)
     async with ctx.sessionmaker() as session:
         found = await find_requests(session, query)
         body: list[Value] = [
@@ -140,38 +140,6 @@ async def list_requests(request: web.Request) -> web.Response:
             for case, original in found
         ]
     return respond(request.match_info["fmt"], "service_requests", body)
-
-
-def _request_query(request: web.Request, ctx: AppContext) -> RequestQuery:
-    q, tz = request.query, ctx.settings.tz
-    numbers = comma_list(q.get("service_request_id"))
-    if len(numbers) > MAX_ROWS:
-        raise bad_request("too_many_ids", limit=MAX_ROWS)
-    if numbers:
-        return RequestQuery(numbers=tuple(numbers))
-    statuses = comma_list(q.get("status")) or [OPEN, CLOSED]
-    wrong = [s for s in statuses if s.lower() not in (OPEN, CLOSED)]
-    if wrong:
-        raise bad_request("bad_status", status=wrong[0][:20])
-    start = w3c_datetime("start_date", q["start_date"], tz) if q.get("start_date") else None
-    end = w3c_datetime("end_date", q["end_date"], tz) if q.get("end_date") else None
-    if start is None and end is None:
-        end = ctx.clock.now()
-    if start is None:
-        assert end is not None
-        start = end - MAX_WINDOW
-    if end is None:
-        end = start + MAX_WINDOW
-    if end < start:
-        raise bad_request("dates_reversed")
-    if end - start > MAX_WINDOW:
-        raise bad_request("window_too_long", days=MAX_WINDOW // timedelta(days=1))
-    return RequestQuery(
-        service_codes=tuple(comma_list(q.get("service_code"))),
-        start=start,
-        end=end,
-        statuses=frozenset(s.lower() for s in statuses),
-    )
 
 
 async def one_request(request: web.Request) -> web.Response:

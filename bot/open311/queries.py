@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, lazyload
 
+from bot.open311.errors import bad_request
+from bot.open311.params import comma_list, w3c_datetime
 from bot.open311.view import CLOSED, OPEN, OPEN_STATES
 from storage.models import Case
 
@@ -26,6 +29,36 @@ class RequestQuery:
     start: datetime | None = None
     end: datetime | None = None
     statuses: frozenset[str] = frozenset({OPEN, CLOSED})
+
+
+def request_query(q: Mapping[str, str], *, now: datetime, tz: ZoneInfo) -> RequestQuery:
+    """The filters of a GET requests call, checked (an Open311Error 400 when wrong)."""
+    numbers = comma_list(q.get("service_request_id"))
+    if len(numbers) > MAX_ROWS:
+        raise bad_request("too_many_ids", limit=MAX_ROWS)
+    if numbers:
+        return RequestQuery(numbers=tuple(numbers))
+    statuses = [s.lower() for s in comma_list(q.get("status"))] or [OPEN, CLOSED]
+    wrong = [s for s in statuses if s not in (OPEN, CLOSED)]
+    if wrong:
+        raise bad_request("bad_status", status=wrong[0][:20])
+    start = w3c_datetime("start_date", q["start_date"], tz) if q.get("start_date") else None
+    end = w3c_datetime("end_date", q["end_date"], tz) if q.get("end_date") else None
+    if start is None:
+        end = end or now
+        start = end - MAX_WINDOW
+    elif end is None:
+        end = start + MAX_WINDOW
+    if end < start:
+        raise bad_request("dates_reversed")
+    if end - start > MAX_WINDOW:
+        raise bad_request("window_too_long", days=MAX_WINDOW.days)
+    return RequestQuery(
+        service_codes=tuple(comma_list(q.get("service_code"))),
+        start=start,
+        end=end,
+        statuses=frozenset(statuses),
+    )
 
 
 async def find_requests(session: AsyncSession, query: RequestQuery) -> Sequence[tuple[Case, str]]:
