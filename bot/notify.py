@@ -12,7 +12,7 @@ from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.access import OFFICER, SUPERVISOR
+from bot.access import ADMIN, OFFICER, SUPERVISOR
 from bot.context import AppContext
 from bot.keyboards import card_keyboard, triage_keyboard
 from bot.outgoing import Outbox, Recipient
@@ -166,6 +166,11 @@ async def supervisors(out: Outbox, ctx: AppContext, case: Case) -> list[Recipien
         found.append((out.chat(office.triage_chat_id, "zh"), SUPERVISOR_SIDE))
     if case.street_id:
         for person in await people_with_role(out.session, SUPERVISOR, case.street_id):
+            found.append((out.to(person), SUPERVISOR_SIDE))
+    if not found:
+        # No street office (a typed address that matched none) or nobody there: the
+        # district's admins sort it, so that no case is left without a reader.
+        for person in await people_with_role(out.session, ADMIN):
             found.append((out.to(person), SUPERVISOR_SIDE))
     return [to for to, _ in _unique(found)]
 

@@ -63,3 +63,23 @@ async def test_a_supervisor_sorts_a_case_with_one_tap_and_the_choice_is_kept(h: 
     rows = list(csv.DictReader(io.StringIO(text)))
     assert n == 1 and rows[0]["label"] == "duiwuduiliao"
     assert rows[0]["text"] == "Something is not right here, please look"
+
+
+async def test_a_case_on_no_street_office_reaches_the_districts_admins(h: Harness) -> None:
+    await grant(h, 2009, "admin")
+    admin = h.emulator.user(2009, first_name="Admin", language_code="en")
+    await admin.send_command("/help")
+    await admin.expect(contains="/report")
+    resident = h.emulator.user(1002, first_name="R", language_code="en")
+    await resident.send_photo(noise_jpeg(2), caption="Something odd on the pavement")
+    await resident.expect(contains="Where is it?")
+    await resident.press("I can't share my location")
+    await resident.expect(contains="Tell us in words where it is")
+    await resident.send_text("Behind the old cinema near the market")
+    await resident.expect(contains="Please check your report")
+    await resident.press("✅ Confirm")
+    await resident.expect(contains="Your case number is")
+    [case] = await h.cases()
+    assert case.state == "triage" and case.street_id is None
+    card = await admin.expect(contains=f"Case {case.number}")
+    assert "Behind the old cinema" in (card.text or "")

@@ -54,6 +54,7 @@ async def _migrate(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    webhook = bool(getattr(args, "webhook", False))
     from bot.app import make_bot, run_polling, run_webhook
     from bot.district import DistrictError, load_district
     from storage.migrate import upgrade
@@ -67,7 +68,7 @@ async def _run(args: argparse.Namespace) -> int:
             print(f"{problem.file}: {problem.where}: {problem.message}", file=sys.stderr)
         print("The district is invalid; fix it (python -m bot district check).", file=sys.stderr)
         return 2
-    if args.webhook:
+    if webhook:
         try:
             settings.require_webhook_secret()
         except ValueError as exc:
@@ -77,7 +78,7 @@ async def _run(args: argparse.Namespace) -> int:
             print("Setting BOT_TOKEN is missing: webhook mode needs a real bot.", file=sys.stderr)
             return 2
     await upgrade(settings.database_url)
-    if args.webhook:
+    if webhook:
         await run_webhook(settings, make_bot(settings))
         return 0
     if not settings.uses_emulator:
