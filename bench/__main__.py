@@ -41,7 +41,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if set(args.backends) - set(BACKENDS):
         p.error(f"backends are {BACKENDS}")
     if args.results is None:
-        args.results = args.workdir / "RESULTS-quick.md" if args.quick else HERE / "RESULTS.md"
+        # Only a full run of everything replaces bench/RESULTS.md.
+        if args.quick:
+            args.results = args.workdir / "RESULTS-quick.md"
+        elif args.only != list(SECTIONS) or args.cases or args.sizes:
+            args.results = args.workdir / f"RESULTS-{'-'.join(args.only)}.md"
+        else:
+            args.results = HERE / "RESULTS.md"
     return args
 
 
@@ -77,8 +83,34 @@ async def _section(
             results,
             workdir,
             sizes=sizes or ([20] if quick else [50, 200, 1000]),
-            production_sizes=[] if quick else [200],
+            production_sizes=[] if quick else [50],
             backends=backends,
+        )
+    elif section == "routing":
+        from bench.routing import bench_routing
+
+        bench_routing(results, workdir, lanes=10_000, points=2_000 if quick else 20_000)
+    elif section == "kpi":
+        from bench.kpis import bench_kpis
+
+        cases = args.cases or (20_000 if quick else 1_000_000)
+        await bench_kpis(results, workdir, backends=backends, cases=cases)
+    elif section == "memory":
+        from bench.memory import bench_memory
+
+        await bench_memory(
+            results,
+            workdir,
+            backend=backends[0],
+            cases=10_000 if quick else 100_000,
+            residents=100 if quick else 1_000,
+        )
+    elif section == "delivery":
+        from bench.delivery import bench_delivery
+
+        chats, messages = (30, 300) if quick else (300, 3000)
+        await bench_delivery(
+            results, workdir, backends=backends[:1], chats=chats, messages=messages
         )
 
 

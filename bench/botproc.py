@@ -3,7 +3,7 @@
 CONFIG is JSON: api_url, database_url, district_dir, media_dir, limits ("production": the
 sender's default RateLimiter, as `python -m bot run` has it; "lifted": no outgoing limits, to
 measure what the process itself can take). It runs what `bot.app.run_polling` runs (minus
-setMyCommands and the scheduler's sweeps, which have nothing due) until SIGTERM.
+setMyCommands) until SIGTERM: polling, the outbox sender and the scheduler.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from bot.app import app_context, make_bot, make_dispatcher
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.delivery import RateLimiter
+from bot.scheduler import start_scheduler
 
 TOKEN = "123456789:BENCH-token-for-the-emulator"
 
@@ -58,8 +59,10 @@ async def serve(config: dict[str, Any]) -> None:
         dp = make_dispatcher(ctx, settings)
         polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False))
         sending = asyncio.create_task(ctx.sender.run())
+        scheduler = start_scheduler(ctx)
         print("ready", flush=True)
         await stop.wait()
+        scheduler.shutdown(wait=False)
         ctx.sender.stop()
         await dp.stop_polling()
         await asyncio.gather(polling, sending, return_exceptions=True)

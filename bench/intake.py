@@ -87,6 +87,10 @@ class Figures:
         return 1000 * self.cpu_s / (self.n * UPDATES_PER_REPORT)
 
 
+def prepare_photos(workdir: Path, count: int) -> list[bytes]:
+    return photos(count, workdir / "photos")
+
+
 def prepare(workdir: Path, max_n: int) -> Setup:
     folder = workdir / "intake-district"
     write_district(folder, LANES, streets=4)
@@ -94,7 +98,7 @@ def prepare(workdir: Path, max_n: int) -> Setup:
         workdir=workdir,
         district_dir=folder,
         district=load_district(folder),
-        photos=photos(max_n + WARMUP, workdir / "photos"),
+        photos=prepare_photos(workdir, max_n + WARMUP),
     )
 
 

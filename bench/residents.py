@@ -122,6 +122,22 @@ async def report(emu: TimedEmulator, plan: Plan, cards: Cards, timeout: float) -
     return out
 
 
+async def mid_report(emu: TimedEmulator, plan: Plan, timeout: float) -> Outcome:  # noqa: ASYNC109
+    """A photo and a description, then stop where the bot asks for the location."""
+    chat, user = _persona(emu, plan)
+    out = Outcome(started=time.perf_counter())
+    cursor = len(chat.events)
+    try:
+        emu.post_message(user, chat, {"photo": plan.photo})
+        _, cursor = await emu.next_message(chat.id, cursor, _any, timeout)
+        emu.post_message(user, chat, {"text": plan.text})
+        asked, cursor = await emu.next_message(chat.id, cursor, _any, timeout)
+        out.answered = emu.sent_at(chat.id, asked.message_id)
+    except TimeoutError as exc:
+        out.error = f"{type(exc).__name__} after {len(chat.events)} events in chat {chat.id}"
+    return out
+
+
 async def bare_report(emu: TimedEmulator, plan: Plan, timeout: float) -> Outcome:  # noqa: ASYNC109
     """The same four updates to the bare bot; `answered` when it replies to the last."""
     chat, user = _persona(emu, plan)
