@@ -89,7 +89,10 @@ class Digests:
             waiting = await self.readers(session, day_without_run=day)
         sent = 0
         for reader in waiting:
-            sent += await self._send_once(reader, day, now)
+            try:
+                sent += await self._send_once(reader, day, now)
+            except Exception:  # one reader's failure (rolled back, tried again next minute)
+                log.exception("digest of %s for person %s failed", day, reader.person_id)
         return sent
 
     async def send_now(self, day: date, telegram_id: int | None = None) -> int:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import time, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -248,3 +249,28 @@ async def test_the_new_tables_match_their_migration(database_url: str) -> None:
     finally:
         await engine.dispose()
     assert [d for d in diff if "digest_runs" in str(d) or "role_changes" in str(d)] == []
+
+
+async def test_one_failing_digest_does_not_hold_up_the_others(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.digest_jobs
+
+    real = bot.digest_jobs.build_digest
+
+    async def broken_for_sanlitun(*args: Any, **kwargs: Any) -> Any:
+        if args[2] == "sanlitun":
+            raise RuntimeError("a bug in one street's figures")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(bot.digest_jobs, "build_digest", broken_for_sanlitun)
+    await give(
+        database_url,
+        [(4101, "supervisor", "sanlitun", "street"), (4001, "supervisor", "chaowai", "street")],
+    )
+    async with two_processes(database_url, tmp_path, FakeClock(NOW)) as (a, _b):
+        assert await digests(a) == 1
+        assert await runs(a) == 1  # 三里屯's was rolled back: it is tried again next minute
+        monkeypatch.setattr(bot.digest_jobs, "build_digest", real)
+        assert await digests(a) == 1
+        assert await runs(a) == 2

@@ -89,7 +89,7 @@ async def test_an_admin_adds_and_removes_a_chief(h: Harness) -> None:
 async def test_wrong_adds_are_explained_and_change_nothing(h: Harness) -> None:
     boss = await admin(h)
     attempts = [
-        (f"add {NEWCOMER} supervisor", "A supervisor needs a place"),
+        (f"add {NEWCOMER} supervisor", "The role supervisor needs a place"),
         (f"add {NEWCOMER} chief NOPE", "The district has no “NOPE”"),
         (f"add {NEWCOMER} king", "There is no role “king”"),
         (f"add {NEWCOMER} admin chaowai", "An admin serves the whole district"),
