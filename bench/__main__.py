@@ -30,6 +30,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--backends", default=",".join(BACKENDS), help="comma-separated: sqlite,postgresql"
     )
     p.add_argument("--sizes", help="residents per intake run, e.g. 50,200,1000")
+    p.add_argument(
+        "--production-sizes",
+        help="residents per intake run with production limits (default 50; quick: none)",
+    )
     p.add_argument("--results", type=Path, help="where to write the results (Markdown)")
     p.add_argument("--workdir", type=Path, default=HERE / "out", help="scratch files")
     args = p.parse_args(argv)
@@ -44,7 +48,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         # Only a full run of everything replaces bench/RESULTS.md.
         if args.quick:
             args.results = args.workdir / "RESULTS-quick.md"
-        elif args.only != list(SECTIONS) or args.cases or args.sizes:
+        elif args.only != list(SECTIONS) or args.cases or args.sizes or args.production_sizes:
             args.results = args.workdir / f"RESULTS-{'-'.join(args.only)}.md"
         else:
             args.results = HERE / "RESULTS.md"
@@ -78,12 +82,14 @@ async def _section(
     if section == "intake":
         from bench.intake import bench_intake
 
-        sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
+        def ints(text: str | None, default: list[int]) -> list[int]:
+            return default if text is None else [int(s) for s in text.split(",") if s.strip()]
+
         await bench_intake(
             results,
             workdir,
-            sizes=sizes or ([20] if quick else [50, 200, 1000]),
-            production_sizes=[] if quick else [50],
+            sizes=ints(args.sizes, [20] if quick else [50, 200, 1000]),
+            production_sizes=ints(args.production_sizes, [] if quick else [50]),
             backends=backends,
         )
     elif section == "routing":

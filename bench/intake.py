@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -71,6 +72,7 @@ class Figures:
     cpu_s: float
     messages: int
     violations: int
+    driver_load: float = 0.0  # CPU share of one core the emulator and residents used
     cases: int | None = None
 
     @property
@@ -178,11 +180,13 @@ async def _measure(
     await _quiet(emu, quiet_s)
     sent0, violations0 = len(emu.sent), emu.violations.total
     cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    driver0 = cpu_seconds(os.getpid())
     outcomes = await asyncio.gather(*(run(p) for p in plans[WARMUP:]))
     done = [o for o in outcomes if o.error is None and o.answered is not None]
     t1 = max((o.answered for o in done if o.answered is not None), default=time.perf_counter())
     await _quiet(emu, quiet_s)
     cpu = cpu_seconds(pid) - cpu0
+    driver = (cpu_seconds(os.getpid()) - driver0) / (time.perf_counter() - t0)
     errors = [o.error for o in outcomes if o.error]
     if errors:
         print(f"    {len(errors)} reports failed, e.g. {errors[0]}", flush=True)
@@ -194,6 +198,7 @@ async def _measure(
         cpu_s=cpu,
         messages=len(emu.sent) - sent0,
         violations=emu.violations.total - violations0,
+        driver_load=driver,
     )
 
 
@@ -252,7 +257,9 @@ def _rows(n: int, backend: str, limits: str, real: Figures, bare: Figures) -> li
     subject = f"N={n}, {backend}, limits {limits}"
     base = f"bare aiogram bot, N={n}"
     failed = real.n - real.ok
-    note = f"{failed} of {real.n} failed" if failed else ""
+    note = f"emulator and residents used {real.driver_load:.0%} of a core"
+    if failed:
+        note += f"; {failed} of {real.n} failed"
     rows = [
         Row(SECTION, subject, "reports/s", real.per_s, "/s", base, bare.per_s, note),
         Row(
