@@ -21,7 +21,6 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_applicati
 from aiohttp import web
 
 from bot.abuse import FloodControl
-from bot.api_types import hold_response_models
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.context import AppContext
@@ -51,7 +50,6 @@ COMMANDS = (
 def make_bot(settings: Settings, token: str | None = None) -> Bot:
     """A Bot that talks to `TELEGRAM_API_URL` for API calls and file downloads alike."""
     api = TelegramAPIServer.from_base(settings.telegram_api_url)
-    hold_response_models()
     return Bot(token or settings.bot_token, session=AiohttpSession(api=api))
 
 
