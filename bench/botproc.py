@@ -1,9 +1,9 @@
 """The real bot in a process of its own, polling the emulator: `python -m bench.botproc CONFIG`.
 
 CONFIG is JSON: api_url, database_url, district_dir, media_dir, limits ("production": the
-sender's default RateLimiter, as `python -m bot run` has it; "lifted": no outgoing limits, to
-measure what the process itself can take). It runs what `bot.app.run_polling` runs (minus
-setMyCommands) until SIGTERM: polling, the outbox sender and the scheduler.
+sender's default RateLimiter, as `python -m bot run` has it; "lifted": a limiter that never
+waits, to measure what the process itself can take). It runs what `bot.app.run_polling` runs
+(minus setMyCommands) until SIGTERM: polling, the outbox sender and the scheduler.
 """
 
 from __future__ import annotations
