@@ -97,6 +97,8 @@ class Case(Base):
         Index("ix_cases_state_street", "state", "street_id"),
         Index("ix_cases_reporter", "reporter_id", "created_at"),
         Index("ix_cases_category_created", "category_id", "created_at"),
+        # KPIs and the digest (migration 0006): a street office's cases.
+        Index("ix_cases_street_created", "street_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -136,7 +138,13 @@ class CaseEvent(Base):
     """One change of a case: append-only, the case's auditable timeline."""
 
     __tablename__ = "case_events"
-    __table_args__ = (Index("ix_case_events_case", "case_id", "id"),)
+    __table_args__ = (
+        Index("ix_case_events_case", "case_id", "id"),
+        # KPIs and the digest (migration 0006): events in a window of days, and one case's
+        # events of a kind (its first accept, a reopen after a fix).
+        Index("ix_case_events_created_action", "created_at", "action"),
+        Index("ix_case_events_case_action", "case_id", "action", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
