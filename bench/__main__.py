@@ -9,6 +9,7 @@ import asyncio
 import shlex
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from bench.databases import BACKENDS, drop_template, postgres_version
@@ -67,7 +68,15 @@ async def run(args: argparse.Namespace) -> Results:
         for section in args.only:
             started = time.perf_counter()
             print(f"[{section}]", flush=True)
-            await _section(section, args, results, workdir, backends)
+            before = len(results.rows)
+            try:
+                await _section(section, args, results, workdir, backends)
+            except Exception as exc:  # one section's failure must not lose the others' figures
+                traceback.print_exc()
+                took = time.perf_counter() - started
+                results.note(section, f"FAILED after {took:.0f} s: {exc!r}")
+            if len(results.rows) > before:
+                print(plain_table(results.rows[before:]), flush=True)
             print(f"[{section}] {time.perf_counter() - started:.0f} s", flush=True)
     finally:
         if "postgresql" in backends:

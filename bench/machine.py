@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from importlib.metadata import version
 from pathlib import Path
 
@@ -22,11 +23,29 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _code() -> str:
+    """The commit measured: BENCH_COMMIT (a clean export of a commit), else git's view of this
+    checkout, marked when files differ from the commit."""
+    given = os.environ.get("BENCH_COMMIT")
+    if given:
+        return f"{given} (clean export of that commit)"
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    changed = git("status", "--porcelain", "--untracked-files=no")
+    return f"{commit} plus uncommitted changes" if changed else commit
+
+
 def describe(postgres_version: str | None) -> list[tuple[str, str]]:
     """(what, value) pairs for RESULTS.md."""
     import sqlite3
 
     return [
+        ("Code", _code()),
         ("CPU", f"{os.cpu_count()} cores, {_cpu_model()}"),
         ("Memory", f"{_meminfo_gib():.1f} GiB"),
         ("OS", f"{platform.system()} {platform.release()}"),
