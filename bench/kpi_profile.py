@@ -2,19 +2,21 @@
 month, timed and named by the function that issued it, and the plan of the slowest.
 
 `python -m bench.kpi_profile [--backend postgresql] [--cases 1000000] [--top 6]
-[--index SQL ...] [--out PATH]` loads the same synthetic history as `--only kpi` into a fresh
-database (plus any candidate index given with --index), runs the digest once to warm up, then
-once more and the district month once with a timer on every statement, prints the statements
-by total time and writes their SQL and plans (EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY
-PLAN on SQLite) to --out (default bench/out/kpi-profile-BACKEND.txt).
+[--index SQL ...] [--pg-set jit=off ...] [--out PATH]` loads the same synthetic history as
+`--only kpi` into a fresh database (plus any candidate index given with --index, and any
+database setting given with --pg-set), runs the digest once to warm up, then once more and the
+district month once with a timer on every statement, prints the statements by total time and
+writes their SQL and plans (EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY PLAN on SQLite) to
+--out (default bench/out/kpi-profile-BACKEND.txt).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import inspect
 import time
-import traceback
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,16 +24,15 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bench.databases import drop_template, fresh_database
+from bench.databases import _admin, drop_template, fresh_database
 from bench.kpi_data import generate
 from bench.kpi_load import load_postgres, load_sqlite
 from bench.kpis import DAY, MONTH, NOW, STREET, district
-from bot import kpi
+from bot import kpi, kpi_sql
 from bot.digest import build_digest
 from storage.db import make_engine, make_sessionmaker
 
 HERE = Path(__file__).resolve().parent
-OURS = ("bot/kpi_sql.py", "bot/kpi.py", "bot/digest.py", "bot/hotspots.py")
 
 
 @dataclass
@@ -42,15 +43,36 @@ class Statement:
     seconds: list[float] = field(default_factory=list)
 
 
+_stack: list[str] = []
+
+
 def _caller() -> str:
-    """kpi_sql.response ← kpi.compute ← digest.build_digest: who issued the statement."""
-    names = []
-    for frame in reversed(traceback.extract_stack()):
-        path = frame.filename.replace("\\", "/")
-        for ours in OURS:
-            if path.endswith(ours) and frame.name not in ("_tally", "<lambda>"):
-                names.append(f"{ours.rsplit('/', 1)[1][:-3]}.{frame.name}")
-    return " ← ".join(dict.fromkeys(names)) or "?"
+    """kpi_sql.response ← kpi.ranking: who issued the statement (innermost first)."""
+    return " ← ".join(dict.fromkeys(reversed(_stack))) or "digest (directly)"
+
+
+def _label(module: Any, name: str, label: str) -> None:
+    """Wrap `module.name` (a coroutine function) so the statements it issues carry `label`.
+    The SQL runs in SQLAlchemy's greenlet, whose stack does not show the async callers."""
+    fn = getattr(module, name)
+
+    @functools.wraps(fn)
+    async def labelled(*args: Any, **kwargs: Any) -> Any:
+        _stack.append(label)
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            _stack.pop()
+
+    setattr(module, name, labelled)
+
+
+def label_kpi_functions() -> None:
+    for name, fn in list(vars(kpi_sql).items()):
+        if inspect.iscoroutinefunction(fn) and name != "_tally":
+            _label(kpi_sql, name, f"kpi_sql.{name}")
+    for name in ("compute", "rates", "trend", "most_overdue", "ranking", "hotspots"):
+        _label(kpi, name, f"kpi.{name}")
 
 
 class Timer:
@@ -75,6 +97,8 @@ class Timer:
         where = _caller()
         key = (where, sql)
         found = self.by_phase[self.phase].setdefault(key, Statement(where, sql, params))
+        if took > max(found.seconds, default=0.0):
+            found.params = params  # the plan shown is the slowest run's
         found.seconds.append(took)
 
 
@@ -91,6 +115,12 @@ async def profile(args: argparse.Namespace) -> list[str]:
             else:
                 await load_postgres(url, history, args.index)
             print(f"loaded {args.cases:,} cases in {time.perf_counter() - started:.0f} s")
+            for setting in args.pg_set:
+                name, value = setting.split("=", 1)
+                database = url.rsplit("/", 1)[1]
+                await _admin(f'ALTER DATABASE "{database}" SET {name} = {value}')
+                lines.append(f"ALTER DATABASE … SET {name} = {value}")
+            label_kpi_functions()
             engine = make_engine(url)
             timer = Timer()
             timer.attach(engine.sync_engine)
@@ -164,6 +194,9 @@ def main() -> None:
     p.add_argument("--cases", type=int, default=1_000_000)
     p.add_argument("--top", type=int, default=6, help="plans of this many slowest statements")
     p.add_argument("--index", action="append", default=[], help="a candidate CREATE INDEX")
+    p.add_argument(
+        "--pg-set", action="append", default=[], help="NAME=VALUE for the database, e.g. jit=off"
+    )
     p.add_argument("--out", type=Path)
     p.add_argument("--workdir", type=Path, default=HERE / "out")
     args = p.parse_args()
