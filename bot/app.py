@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,8 @@ from urllib.parse import urlsplit
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import BotCommand, ErrorEvent
@@ -29,13 +32,13 @@ from bot.district import load_district
 from bot.handlers import root_router
 from bot.health import CTX, healthz
 from bot.i18n import language_from_telegram, t
-from bot.middlewares import UnitOfWork
+from bot.middlewares import HoldButtonAnswers, UnitOfWork
 from bot.notify import assignee_unreachable
 from bot.outgoing import Outbox
 from bot.routing.classify import Classifier, TextModel
 from bot.routing.locate import Locator
 from bot.scheduler import start_scheduler
-from storage.db import make_engine, make_sessionmaker
+from storage.db import connection_lost, make_engine, make_sessionmaker
 from storage.fsm import SqlStorage
 
 log = logging.getLogger(__name__)
@@ -50,7 +53,9 @@ COMMANDS = (
 def make_bot(settings: Settings, token: str | None = None) -> Bot:
     """A Bot that talks to `TELEGRAM_API_URL` for API calls and file downloads alike."""
     api = TelegramAPIServer.from_base(settings.telegram_api_url)
-    return Bot(token or settings.bot_token, session=AiohttpSession(api=api))
+    bot = Bot(token or settings.bot_token, session=AiohttpSession(api=api))
+    bot.session.middleware(HoldButtonAnswers())
+    return bot
 
 
 def make_fsm(ctx: AppContext) -> tuple[BaseStorage, BaseEventIsolation]:
@@ -60,7 +65,7 @@ def make_fsm(ctx: AppContext) -> tuple[BaseStorage, BaseEventIsolation]:
 
         storage = RedisStorage.from_url(ctx.settings.redis_url)
         return storage, RedisEventIsolation(storage.redis)
-    return SqlStorage(ctx.sessionmaker), SimpleEventIsolation()
+    return SqlStorage(ctx.sessionmaker, retry_s=ctx.settings.db_retry_s), SimpleEventIsolation()
 
 
 def make_dispatcher(ctx: AppContext, settings: Settings) -> Dispatcher:
@@ -73,8 +78,13 @@ def make_dispatcher(ctx: AppContext, settings: Settings) -> Dispatcher:
     return dp
 
 
-async def _on_error(event: ErrorEvent, ctx: AppContext) -> bool:
+async def _on_error(event: ErrorEvent, ctx: AppContext) -> Any:
     """Log the failure and tell the person, so nobody is left waiting on a silent bot."""
+    if connection_lost(event.exception):
+        # The database stayed away longer than DB_RETRY_S. Unhandled: a webhook answers 500
+        # and Telegram delivers the update again later; polling logs it as lost.
+        log.error("update %s not applied: the database is unreachable", event.update.update_id)
+        return UNHANDLED
     log.exception("update %s failed", event.update.update_id, exc_info=event.exception)
     user = event.update.event.from_user if hasattr(event.update.event, "from_user") else None
     if user is None or user.is_bot:
@@ -82,6 +92,10 @@ async def _on_error(event: ErrorEvent, ctx: AppContext) -> bool:
     chat = getattr(event.update.event, "chat", None)
     chat_id = chat.id if chat is not None else user.id
     lang = language_from_telegram(user.language_code)
+    if event.update.callback_query is not None:
+        # The handler's own answer was dropped with its transaction; stop the spinner.
+        with contextlib.suppress(TelegramAPIError):
+            await event.update.callback_query.answer(t(lang, "error.internal"), show_alert=True)
     async with ctx.sessionmaker() as session, session.begin():
         Outbox(session, ctx.clock.now()).chat(chat_id, lang).say("error.internal")
     ctx.sender.wake()
@@ -100,6 +114,7 @@ async def app_context(
     media_dir = settings.media_dir.resolve()
     media_dir.mkdir(parents=True, exist_ok=True)
     sender_options.setdefault("lease", timedelta(seconds=settings.outbox_lease_s))
+    sender_options.setdefault("db_retry_s", settings.db_retry_s)
     sender = Sender(bot, sessionmaker, clock, media_dir, **sender_options)
     model = TextModel.load(settings.classifier_model) if settings.classifier_model else None
     classifier = Classifier(

@@ -44,6 +44,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from storage.db import connection_lost, reconnect_delays
 from storage.models import OutboxMessage, Person
 from storage.outbox import FAILED, SENT, SKIPPED, claim_due, release, sent_message_id
 
@@ -145,8 +146,10 @@ class Sender:
         idle_poll_s: float = 1.0,
         limiter: RateLimiter | None = None,
         lease: timedelta = LEASE,
+        db_retry_s: float = 120.0,
     ) -> None:
         self._bot = bot
+        self._db_retry_s = db_retry_s
         self._sessionmaker = sessionmaker
         self._clock = clock
         self._media_dir = media_dir
@@ -176,8 +179,11 @@ class Sender:
             self._wakeup.clear()
             try:
                 sent = await self.drain_once()
-            except Exception:
-                log.exception("outbox drain failed; retrying")
+            except Exception as exc:
+                if connection_lost(exc):
+                    log.warning("outbox: database unreachable (%s); retrying", exc)
+                else:
+                    log.exception("outbox drain failed; retrying")
                 sent = 0
             if sent == 0 and not self._stopping:
                 with contextlib.suppress(TimeoutError):
@@ -256,14 +262,30 @@ class Sender:
                 log.error("outbox %s %s refused: %s", row.id, row.method, exc)
                 values = {"status": FAILED, "last_error": str(exc)}
         except (TelegramAPIError, OSError, ValueError) as exc:
+            if connection_lost(exc):
+                raise  # nothing was sent; the claim lapses and the message is tried again
             log.error("outbox %s %s failed: %s", row.id, row.method, exc)
             values = {"status": FAILED, "last_error": str(exc)}
         values["attempts"] = row.attempts + 1
         values["claimed_until"] = None
-        async with self._sessionmaker() as session, session.begin():
-            await session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == row.id).values(**values)
-            )
+        await self._record(row, values)
+
+    async def _record(self, row: OutboxMessage, values: dict[str, Any]) -> None:
+        """Store what became of a message; while the database is away, wait for it, so that
+        a message Telegram accepted is not sent again when its claim lapses."""
+        delays = reconnect_delays(self._db_retry_s)
+        while True:
+            try:
+                async with self._sessionmaker() as session, session.begin():
+                    await session.execute(
+                        update(OutboxMessage).where(OutboxMessage.id == row.id).values(**values)
+                    )
+                return
+            except Exception as exc:
+                if not connection_lost(exc) or (delay := next(delays, None)) is None:
+                    raise
+                log.warning("outbox %s: database away; recording again in %.1f s", row.id, delay)
+                await asyncio.sleep(delay)
 
     def _retry_values(self, row: OutboxMessage, after: timedelta, error: str) -> dict[str, Any]:
         log.warning("outbox %s %s: retry in %s (%s)", row.id, row.method, after, error)

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
-from aiogram import BaseMiddleware
+from aiogram import BaseMiddleware, Bot
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
+from aiogram.exceptions import TelegramAPIError
+from aiogram.methods import AnswerCallbackQuery, TelegramMethod
+from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject, Update, User
 from sqlalchemy.exc import IntegrityError
 
 from bot.context import AppContext
 from bot.i18n import language_from_telegram
 from bot.outgoing import Outbox
+from storage.db import connection_lost, reconnect_delays
 from storage.fsm import current_session
 from storage.models import ProcessedUpdate
 from storage.people import get_or_create_person
@@ -20,6 +30,11 @@ from storage.people import get_or_create_person
 log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+# Button answers a handler gave during the attempt in progress; sent once it has committed.
+_held_answers: ContextVar[list[AnswerCallbackQuery] | None] = ContextVar(
+    "held_answers", default=None
+)
 
 
 class UnitOfWork(BaseMiddleware):
@@ -29,9 +44,36 @@ class UnitOfWork(BaseMiddleware):
     delivered twice (a webhook retry, two processes) is applied once. The person is saved in a
     short transaction of its own first, so that a handler can download a photo before it
     touches the database (SQLite would otherwise hold its write lock meanwhile).
+
+    If the database connection is lost (a restart, a failover), the transaction rolled back
+    whole, so the update is applied again from the start once the server answers, for up to
+    `DB_RETRY_S`. A button's answer is held until its transaction commits: the person sees
+    the outcome that was stored, once, whatever attempt stored it.
     """
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        ctx: AppContext = data["ctx"]
+        delays = reconnect_delays(ctx.settings.db_retry_s)
+        while True:
+            held: list[AnswerCallbackQuery] = []
+            token = _held_answers.set(held)
+            try:
+                # A fresh copy each attempt: handlers and inner middlewares add to `data`.
+                result = await self._apply(handler, event, dict(data))
+            except Exception as exc:
+                if not connection_lost(exc) or (delay := next(delays, None)) is None:
+                    raise
+                update_id = event.update_id if isinstance(event, Update) else None
+                log.warning("database connection lost; update %s again in %.1f s", update_id, delay)
+                await asyncio.sleep(delay)
+                continue
+            finally:
+                _held_answers.reset(token)
+            await _answer(data["bot"], held)
+            ctx.sender.wake()
+            return result
+
+    async def _apply(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         ctx: AppContext = data["ctx"]
         user: User | None = data.get("event_from_user")
         update_id = event.update_id if isinstance(event, Update) else None
@@ -73,8 +115,33 @@ class UnitOfWork(BaseMiddleware):
             finally:
                 current_session.reset(token)
             await out.committed()
-        ctx.sender.wake()
         return result
+
+
+class HoldButtonAnswers(BaseRequestMiddleware):
+    """Keeps a handler's answerCallbackQuery until its update's transaction has committed."""
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Any:
+        held = _held_answers.get()
+        if held is not None and isinstance(method, AnswerCallbackQuery):
+            held.append(method)
+            return True
+        return await make_request(bot, method)
+
+
+async def _answer(bot: Bot, answers: list[AnswerCallbackQuery]) -> None:
+    for method in answers:
+        try:
+            await bot(method)
+        except TelegramAPIError as exc:
+            # Telegram forgets a query after some seconds (a long database outage); the
+            # person's chat still shows the outcome through the outbox.
+            log.warning("button answer not shown: %s", exc)
 
 
 async def _applied_elsewhere(ctx: AppContext, update_id: int) -> bool:

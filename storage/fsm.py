@@ -7,17 +7,22 @@ instead, for several processes; its writes are then not part of the database tra
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StorageKey
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.db import connection_lost, reconnect_delays
 from storage.models import FsmState
+
+_T = TypeVar("_T")
+log = logging.getLogger(__name__)
 
 # The session of the update being handled, set by the unit-of-work middleware.
 current_session: ContextVar[AsyncSession | None] = ContextVar("current_session", default=None)
@@ -29,25 +34,37 @@ def _key(key: StorageKey) -> str:
 
 
 class SqlStorage(BaseStorage):
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], *, retry_s: float = 120.0
+    ) -> None:
         self._sessionmaker = sessionmaker
+        self._retry_s = retry_s
 
-    @asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncSession]:
+    async def _in_session(self, op: Callable[[AsyncSession], Awaitable[_T]]) -> _T:
+        """Run `op` in the update's transaction, or else in a short one of its own.
+
+        Its own transaction is tried again while the database is unreachable: aiogram reads
+        the state before the update's transaction starts, and a restart must not lose it.
+        """
         session = current_session.get()
         if session is not None:
-            yield session
-            return
-        async with self._sessionmaker() as own, own.begin():
-            yield own
-
-    async def _row(self, session: AsyncSession, key: StorageKey) -> FsmState | None:
-        return await session.get(FsmState, _key(key))
+            return await op(session)
+        delays = reconnect_delays(self._retry_s)
+        while True:
+            try:
+                async with self._sessionmaker() as own, own.begin():
+                    return await op(own)
+            except Exception as exc:
+                if not connection_lost(exc) or (delay := next(delays, None)) is None:
+                    raise
+                log.warning("database connection lost; conversation state again in %.1f s", delay)
+                await asyncio.sleep(delay)
 
     async def set_state(self, key: StorageKey, state: str | State | None = None) -> None:
         value = state.state if isinstance(state, State) else state
-        async with self._session() as session:
-            row = await self._row(session, key)
+
+        async def op(session: AsyncSession) -> None:
+            row = await session.get(FsmState, _key(key))
             if row is None:
                 if value is None:
                     return
@@ -57,14 +74,18 @@ class SqlStorage(BaseStorage):
             row.updated_at = datetime.now(UTC)
             await self._forget_if_empty(session, row)
 
+        await self._in_session(op)
+
     async def get_state(self, key: StorageKey) -> str | None:
-        async with self._session() as session:
-            row = await self._row(session, key)
+        async def op(session: AsyncSession) -> str | None:
+            row = await session.get(FsmState, _key(key))
             return row.state if row is not None else None
 
+        return await self._in_session(op)
+
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
-        async with self._session() as session:
-            row = await self._row(session, key)
+        async def op(session: AsyncSession) -> None:
+            row = await session.get(FsmState, _key(key))
             if row is None:
                 if not data:
                     return
@@ -74,10 +95,14 @@ class SqlStorage(BaseStorage):
             row.updated_at = datetime.now(UTC)
             await self._forget_if_empty(session, row)
 
+        await self._in_session(op)
+
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        async with self._session() as session:
-            row = await self._row(session, key)
+        async def op(session: AsyncSession) -> dict[str, Any]:
+            row = await session.get(FsmState, _key(key))
             return dict(row.data or {}) if row is not None else {}
+
+        return await self._in_session(op)
 
     async def close(self) -> None:
         return None

@@ -26,17 +26,24 @@ from tests.test_cli import env_for
 
 
 @asynccontextmanager
-async def bot_process(env: dict[str, str], cwd: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        cwd=str(cwd),
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+async def bot_process(
+    env: dict[str, str], cwd: Path, *, log: Path | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`python -m bot run`, its log written to `log` if given; killed on the way out."""
+    log_fd = os.open(log or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            cwd=str(cwd),
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log_fd,
+        )
+    finally:
+        os.close(log_fd)
     try:
         yield proc
     finally:
@@ -45,11 +52,11 @@ async def bot_process(env: dict[str, str], cwd: Path) -> AsyncIterator[asyncio.s
             await proc.wait()
 
 
-async def outbox_settled(database_url: str) -> None:
-    """Wait until no outbox message is pending (checked every 50 ms, for up to 20 s)."""
+async def outbox_settled(database_url: str, timeout: float = 20.0) -> None:  # noqa: ASYNC109
+    """Wait until no outbox message is pending (checked every 50 ms, for up to `timeout` s)."""
     engine = make_engine(database_url)
     try:
-        async with asyncio.timeout(20.0):
+        async with asyncio.timeout(timeout):
             while True:
                 async with make_sessionmaker(engine)() as session:
                     pending = await session.scalar(

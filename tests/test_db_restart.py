@@ -1,0 +1,170 @@
+"""PostgreSQL restarted while residents report: every case once, every message once.
+
+The real `python -m bot run` (polling) runs in its own process on a PostgreSQL server of the
+test's own, which the test stops and starts three times: while the residents' first updates
+reach the bot, in the middle of the photos' transactions, and while they press Confirm.
+Afterwards every case, card, confirmation and button answer is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.config import SAMPLE_DISTRICT_DIR
+from bot.district import load_district
+from bot.sandbox.emulator import Persona, TelegramEmulator
+from storage.db import make_engine, make_sessionmaker
+from storage.migrate import upgrade
+from storage.models import Case, CaseEvent, OutboxMessage
+from tests.harness import grant_direct, noise_jpeg
+from tests.private_postgres import PrivatePostgres, private_postgres, unavailable
+from tests.test_cli import env_for
+from tests.test_crash import bot_process, outbox_settled
+
+pytestmark = pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")
+
+RESIDENTS = 24
+CHIEFS = 6
+
+
+def cards(chief: Persona) -> int:
+    return sum((m.text or "").startswith("📋") for m in chief.inbox())
+
+
+def count(person: Persona, text: str) -> int:
+    return sum(text in (m.text or "") for m in person.inbox())
+
+
+async def test_postgresql_restarted_while_cases_come_in(tmp_path: Path) -> None:
+    async with private_postgres() as pg:
+        await upgrade(pg.url)
+        emulator = TelegramEmulator()
+        api = await emulator.start()
+        lanes = sorted(load_district(SAMPLE_DISTRICT_DIR).lanes)[:CHIEFS]
+        chiefs = []
+        for i, lane in enumerate(lanes):
+            await grant_direct(pg.url, 8400 + i, "chief", lane, "lane")
+            chiefs.append(emulator.user(8400 + i, first_name=f"Chief {i}", language_code="en"))
+        residents = [
+            emulator.user(8500 + i, first_name=f"R{i}", language_code="en")
+            for i in range(RESIDENTS)
+        ]
+        (tmp_path / "media").mkdir()
+        log = tmp_path / "bot.log"
+        env = env_for(pg.url, tmp_path, TELEGRAM_API_URL=api, OUTBOX_LEASE_S="5")
+        try:
+            async with bot_process(env, tmp_path, log=log):
+                await asyncio.gather(*(c.send_command("/help") for c in chiefs))  # chats exist
+                await emulator.wait_until(lambda: all(c.inbox() for c in chiefs), 90)
+                # 1. The database is away when the residents scan the lane sign: the bot takes
+                # their updates from Telegram meanwhile, then the server comes back.
+                await pg.stop()
+                await asyncio.gather(
+                    *(
+                        p.send_command("/start", f"lane_{lanes[i % CHIEFS]}")
+                        for i, p in enumerate(residents)
+                    )
+                )
+                await emulator.wait_until(lambda: not emulator.updates, 30)
+                await pg.start()
+                await asyncio.gather(
+                    *(p.expect(contains="lane sign", timeout=90) for p in residents)
+                )
+
+                # 2. The server stops in the middle of the photos' updates: when the bot downloads
+                # the first photo it has already read the conversation and saved the person, and
+                # writes the draft after. It is back a second later.
+                restarted = _restart_on_first_download(emulator, pg)
+                await asyncio.gather(
+                    *(
+                        p.send_photo(
+                            noise_jpeg(i), caption=f"Small ads glued on the wall, spot {i}"
+                        )
+                        for i, p in enumerate(residents)
+                    )
+                )
+                await asyncio.gather(
+                    *(p.expect(contains="Please check your report", timeout=120) for p in residents)
+                )
+                await restarted
+
+                # 3. Half press Confirm and the server stops at once, under their transactions;
+                # the other half press while it is down.
+                first, second = residents[: RESIDENTS // 2], residents[RESIDENTS // 2 :]
+                await asyncio.gather(*(p.press("✅ Confirm") for p in first))
+                await pg.stop()
+                await asyncio.gather(*(p.press("✅ Confirm") for p in second))
+                await emulator.wait_until(lambda: not emulator.updates, 30)
+                await pg.start()
+
+                await asyncio.gather(
+                    *(p.expect(contains="Your case number is", timeout=120) for p in residents)
+                )
+                await emulator.wait_until(lambda: sum(cards(c) for c in chiefs) >= RESIDENTS, 120)
+                # Every button press was answered (the emulator refuses a second answer).
+                await emulator.wait_until(
+                    lambda: all(len(p.callback_answers) == 1 for p in residents), 60
+                )
+                await outbox_settled(pg.url, timeout=60)
+        finally:
+            await emulator.stop()
+
+        written = log.read_text(errors="replace")
+        # The outages really met the bot's updates, in the middle of their transactions
+        # and before them, and it retried rather than gave up.
+        assert "database connection lost; update" in written, written[-3000:]
+        assert "database connection lost; conversation state" in written, written[-3000:]
+        assert "not applied: the database is unreachable" not in written
+
+        engine = make_engine(pg.url)
+        async with make_sessionmaker(engine)() as session:
+            numbers = (await session.scalars(select(Case.number))).all()
+            submitted = await session.scalar(
+                select(func.count()).select_from(CaseEvent).where(CaseEvent.action == "submitted")
+            )
+            unsent = await session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.status != "sent")
+            )
+        await engine.dispose()
+
+    assert len(numbers) == RESIDENTS == len(set(numbers)) == submitted
+    assert unsent == 0
+    assert [cards(c) for c in chiefs] == [RESIDENTS // CHIEFS] * CHIEFS  # one card per case
+    for p in residents:
+        assert count(p, "lane sign") == 1
+        assert count(p, "Please check your report") == 1
+        assert count(p, "Your case number is") == 1
+        assert len(p.callback_answers) == 1
+
+
+def _restart_on_first_download(
+    emulator: TelegramEmulator, pg: PrivatePostgres
+) -> asyncio.Task[None]:
+    """Stop the server when the bot first asks for a file; start it again a second later."""
+    name, get_file = emulator.api.methods["getfile"]
+    stopping: list[bool] = []
+    stopped = asyncio.Event()
+
+    async def stop_then_answer(params: Any) -> Any:
+        if not stopping:
+            stopping.append(True)
+            await pg.stop()
+            stopped.set()
+        await stopped.wait()
+        return await get_file(params)
+
+    async def restart() -> None:
+        await stopped.wait()
+        await asyncio.sleep(1.0)  # the outage's length, not a wait for a result
+        await pg.start()
+        emulator.api.methods["getfile"] = (name, get_file)
+
+    emulator.api.methods["getfile"] = (name, stop_then_answer)
+    return asyncio.create_task(restart())
