@@ -12,19 +12,22 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import func, select
 
+from bot.app import make_bot, run_webhook
 from bot.config import SAMPLE_DISTRICT_DIR
 from bot.district import load_district
 from bot.sandbox.emulator import Persona, TelegramEmulator
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.models import Case, CaseEvent, OutboxMessage
-from tests.harness import grant_direct, noise_jpeg
+from tests.harness import grant_direct, noise_jpeg, settings_for
 from tests.private_postgres import PrivatePostgres, private_postgres, unavailable
 from tests.test_cli import env_for
 from tests.test_crash import bot_process, outbox_settled
+from tests.test_webhook import SECRET, free_port
 
 pytestmark = pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")
 
@@ -168,3 +171,47 @@ def _restart_on_first_download(
 
     emulator.api.methods["getfile"] = (name, stop_then_answer)
     return asyncio.create_task(restart())
+
+
+async def test_webhook_answers_500_while_the_database_is_away_and_telegram_redelivers(
+    tmp_path: Path,
+) -> None:
+    """Past DB_RETRY_S the update is not lost: Telegram gets 500 and delivers it again."""
+    async with private_postgres() as pg:
+        await upgrade(pg.url)
+        emulator = TelegramEmulator()
+        api = await emulator.start()
+        port = free_port()
+        hook = f"http://127.0.0.1:{port}/tg/hook"
+        settings = settings_for(
+            pg.url,
+            tmp_path / "media",
+            api,
+            webhook_url=hook,
+            webhook_secret=SECRET,
+            web_port=port,
+            db_retry_s=0.5,
+        )
+        server = asyncio.create_task(run_webhook(settings, make_bot(settings)))
+        try:
+            await emulator.wait_until(lambda: emulator.webhook is not None, timeout=30)
+            webhook = emulator.webhook
+            assert webhook is not None
+            resident = emulator.user(8600, first_name="Wu", language_code="en")
+            await pg.stop()
+            await resident.send_command("/start")
+            await emulator.wait_until(lambda: webhook.last_error_message, timeout=30)
+            assert "500" in (webhook.last_error_message or "")
+            health = f"http://127.0.0.1:{port}/healthz"
+            async with aiohttp.ClientSession() as http, http.get(health) as answer:
+                assert answer.status == 503
+                assert (await answer.json())["database"] == "unreachable"
+            assert not resident.inbox()
+            await pg.start()
+            await resident.expect(contains="Snap it, get it handled", timeout=30)
+            await outbox_settled(pg.url)
+        finally:
+            server.cancel()
+            await asyncio.gather(server, return_exceptions=True)
+            await emulator.stop()
+    assert count(resident, "Snap it, get it handled") == 1
