@@ -25,6 +25,9 @@ from bot.i18n import t
 from bot.kpi import Period
 from storage.models import Case, CaseEvent
 
+# Under MEDIA_DIR; files here are removed after a week (bot/housekeeping.py).
+EXPORT_DIR = "exports"
+
 BOM = "\ufeff".encode()
 CHUNK = 1000
 # The stages whose first time is exported, and those whose last time is (a fix that stands,

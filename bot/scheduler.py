@@ -15,6 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot import cases, handling, sla
 from bot.context import AppContext
 from bot.digest_jobs import Digests
+from bot.housekeeping import prune_generated
 from bot.keyboards import rating_keyboard
 from bot.notify import handlers, refresh_cards, send_card, supervisors
 from bot.outgoing import Outbox
@@ -104,6 +105,12 @@ async def digests(ctx: AppContext) -> int:
     return sent
 
 
+async def housekeeping(ctx: AppContext) -> int:
+    """Generated files (exports, digest charts) past their week."""
+    async with ctx.sessionmaker() as session:
+        return await prune_generated(session, ctx.media_dir, ctx.clock.now())
+
+
 def start_scheduler(ctx: AppContext) -> AsyncIOScheduler:
     """The sweeps, every few seconds, and the digest check, every minute (and at start, so a
     process started after the digest time catches up at once), in this process's event loop."""
@@ -126,6 +133,15 @@ def start_scheduler(ctx: AppContext) -> AsyncIOScheduler:
         max_instances=1,
         coalesce=True,
         next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        housekeeping,
+        "interval",
+        hours=1,
+        args=[ctx],
+        id="housekeeping",
+        max_instances=1,
+        coalesce=True,
     )
     scheduler.start()
     return scheduler

@@ -16,12 +16,11 @@ from aiogram.types import Message
 
 from bot import access
 from bot.context import AppContext
-from bot.export import stream_csv
+from bot.export import EXPORT_DIR, stream_csv
 from bot.outgoing import Outbox
 from bot.scopes import scope_name, street_scopes
 from storage.models import Person
 
-EXPORT_DIR = "exports"
 MAX_BYTES = 50 * 1024 * 1024  # the largest file a bot may send
 
 
