@@ -4,6 +4,11 @@ CONFIG is JSON: api_url, database_url, district_dir, media_dir, limits ("product
 sender's default RateLimiter, as `python -m bot run` has it; "lifted": a limiter that never
 waits, to measure what the process itself can take). It runs what `bot.app.run_polling` runs
 (minus setMyCommands) until SIGTERM: polling, the outbox sender and the scheduler.
+
+With BENCH_HOLD_RESPONSE_MODELS=1 in the environment it first applies the fix proposed in
+bench/RESULTS.md (commit b786082, reverted pending review): hold aiogram's `Response[T]`
+models so that pydantic's weak cache stops rebuilding them after each garbage collection.
+The bot itself is unchanged; this only lets the benchmark measure the proposal.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -23,6 +29,41 @@ from bot.delivery import RateLimiter
 from bot.scheduler import start_scheduler
 
 TOKEN = "123456789:BENCH-token-for-the-emulator"
+
+
+_held: dict[Any, type[Any]] = {}
+# The methods b786082 held, as named there.
+PROPOSAL_METHODS = (
+    "AnswerCallbackQuery",
+    "DeleteMessage",
+    "DeleteWebhook",
+    "EditMessageCaption",
+    "EditMessageReplyMarkup",
+    "EditMessageText",
+    "GetFile",
+    "GetMe",
+    "GetUpdates",
+    "SendDocument",
+    "SendLocation",
+    "SendMediaGroup",
+    "SendMessage",
+    "SendPhoto",
+    "SendVenue",
+    "SetMyCommands",
+    "SetWebhook",
+)
+
+
+def hold_response_models() -> None:
+    """The proposal of b786082 (bot/api_types.py there): build once and hold `Response[T]`
+    for the result type of each Bot API method the bot calls."""
+    from aiogram import methods
+    from aiogram.methods.base import Response
+
+    for name in PROPOSAL_METHODS:
+        returning = getattr(methods, name).__returning__
+        if returning not in _held:
+            _held[returning] = Response[returning]  # type: ignore[valid-type]
 
 
 def lifted_limiter() -> RateLimiter:
@@ -38,6 +79,8 @@ def lifted_limiter() -> RateLimiter:
 
 
 async def serve(config: dict[str, Any]) -> None:
+    if os.environ.get("BENCH_HOLD_RESPONSE_MODELS") == "1":
+        hold_response_models()
     settings = Settings(
         bot_token=TOKEN,
         telegram_api_url=config["api_url"],
