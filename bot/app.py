@@ -32,6 +32,7 @@ from bot.district import load_district
 from bot.handlers import root_router
 from bot.health import CTX, healthz
 from bot.i18n import language_from_telegram, t
+from bot.menus import EVERYONE, MENU_LANGUAGES, menu
 from bot.middlewares import HoldButtonAnswers, UnitOfWork
 from bot.notify import assignee_unreachable
 from bot.outgoing import Outbox
@@ -42,12 +43,6 @@ from storage.db import connection_lost, make_engine, make_sessionmaker
 from storage.fsm import SqlStorage
 
 log = logging.getLogger(__name__)
-
-# stats, digest, export and people are for supervisors and admins; others are told they may not.
-COMMANDS = (
-    *("report", "my", "case", "tasks", "lang", "cancel", "help", "forget"),
-    *("whoami", "stats", "digest", "export", "people"),
-)
 
 
 def make_bot(settings: Settings, token: str | None = None) -> Bot:
@@ -140,8 +135,9 @@ async def app_context(
 
 
 async def set_commands(bot: Bot) -> None:
-    for lang, code in (("zh", None), ("en", "en")):
-        commands = [BotCommand(command=c, description=t(lang, f"command.{c}")) for c in COMMANDS]
+    """The default menu, everyone's: a person with a role has their own (bot/menus.py)."""
+    for lang, code in MENU_LANGUAGES:
+        commands = [BotCommand.model_validate(item) for item in menu(lang, EVERYONE)]
         await bot.set_my_commands(commands, language_code=code)
 
 

@@ -28,6 +28,7 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import (
     DeleteMessage,
+    DeleteMyCommands,
     EditMessageCaption,
     EditMessageReplyMarkup,
     EditMessageText,
@@ -37,6 +38,7 @@ from aiogram.methods import (
     SendMessage,
     SendPhoto,
     SendVenue,
+    SetMyCommands,
     TelegramMethod,
 )
 from aiogram.types import FSInputFile, Message
@@ -63,6 +65,8 @@ _METHODS: dict[str, type[TelegramMethod[Any]]] = {
         EditMessageCaption,
         EditMessageReplyMarkup,
         DeleteMessage,
+        SetMyCommands,
+        DeleteMyCommands,
     )
 }
 _FILE_FIELDS = ("photo", "document")
@@ -310,7 +314,10 @@ class Sender:
                 else item
                 for item in params["media"]
             ]
-        return _METHODS[row.method].model_validate({"chat_id": row.chat_id, **params})
+        method = _METHODS[row.method]
+        if "chat_id" in method.model_fields:  # a command menu names its chat in its scope
+            params["chat_id"] = row.chat_id
+        return method.model_validate(params)
 
     def _file(self, spec: dict[str, str]) -> FSInputFile:
         path = (self._media_dir / spec["path"]).resolve()

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.access import ADMIN, CHIEF, OFFICER, ROLES, SUPERVISOR, VOLUNTEER
 from bot.district import District
+from bot.menus import refresh_menu
 from storage.models import Person, Role, RoleChange
 from storage.people import get_or_create_person
 
@@ -88,6 +89,7 @@ async def grant(
         return person, False
     person.roles.append(Role(role=role, scope=scope, created_at=now, created_by=granted_by))
     _record(session, person, GRANTED, role, scope, granted_by, via, now)
+    refresh_menu(session, person, now)
     await session.flush()
     return person, True
 
@@ -121,6 +123,8 @@ async def revoke(
     for r in doomed:
         person.roles.remove(r)
         _record(session, person, REMOVED, r.role, r.scope, removed_by, via, now)
+    if doomed:
+        refresh_menu(session, person, now)
     await session.flush()
     return len(doomed)
 

@@ -10,6 +10,7 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from bot.context import AppContext
 from bot.handlers.resident import LANE_PRESET
 from bot.keyboards import LanguageChoice, language_keyboard
+from bot.menus import refresh_menu
 from bot.outgoing import Outbox
 from storage.models import Person
 
@@ -23,6 +24,8 @@ async def start(
     person: Person,
 ) -> None:
     me = out.to(person)
+    if person.roles:  # their menu again: one set before they ever started the bot was refused
+        refresh_menu(out.session, person, out.now)
     district = ctx.district.name(ctx.district, me.language)
     payload = (command.args or "").strip()
     if payload.startswith("lane_"):
