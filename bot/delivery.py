@@ -71,12 +71,27 @@ _METHODS: dict[str, type[TelegramMethod[Any]]] = {
 }
 _FILE_FIELDS = ("photo", "document")
 MAX_BACKOFF = timedelta(minutes=5)
-# Messages are counted when they are let go, Telegram counts them when they arrive: the
-# windows are a little longer than Telegram's so that network jitter never bunches them up.
-MARGIN_S = 0.15
+# The windows are a little longer than Telegram's, for its own counting's sake; the network's
+# delays are covered by counting each message from its answer (see Stamp).
+MARGIN_S = 0.05
 # How long a claimed message is this sender's: if the process dies mid-send, another sender
 # (or this one restarted) takes it over after the lease.
 LEASE = timedelta(seconds=30)
+
+
+class Stamp:
+    """One message on the limiter's windows: when it was let go, then when Telegram answered.
+
+    Telegram counts a message when it arrives, which is some time between the two. Counting
+    each answered message from its answer, and a message still on its way as arriving now,
+    keeps the windows safe however slow or uneven the network is.
+    """
+
+    __slots__ = ("answered", "at")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.answered = False
 
 
 class RateLimiter:
@@ -96,8 +111,8 @@ class RateLimiter:
         self._chat_burst = chat_burst
         self._chat_interval_s = chat_interval_s
         self._group_per_min = group_per_min
-        self._overall: deque[float] = deque()
-        self._chats: dict[int, deque[float]] = {}
+        self._overall: deque[Stamp] = deque()
+        self._chats: dict[int, deque[Stamp]] = {}
 
     def overall_delay(self) -> float:
         """Seconds until one more message keeps within the overall limit (0: now)."""
@@ -115,22 +130,36 @@ class RateLimiter:
             _window_wait(sent, now, 10.0 + MARGIN_S, max(1, round(10 / self._chat_interval_s))),
         )
 
-    def record(self, chat_id: int) -> None:
+    def record(self, chat_id: int) -> Stamp:
+        """A message to `chat_id` is let go now; call `answered` with the stamp when it is."""
         now = self._clock()
-        self._overall.append(now)
-        self._chats.setdefault(chat_id, deque()).append(now)
+        stamp = Stamp(now)
+        self._overall.append(stamp)
+        self._chats.setdefault(chat_id, deque()).append(stamp)
+        _forget(self._overall, now - 1.0 - MARGIN_S)
         horizon = now - 60.0 - MARGIN_S
-        while self._overall and self._overall[0] < now - 1.0 - MARGIN_S:
-            self._overall.popleft()
-        for key in [k for k, q in self._chats.items() if q and q[-1] < horizon]:
+        for key in [k for k, q in self._chats.items() if q and _stale(q[-1], horizon)]:
             del self._chats[key]
-        queue = self._chats[chat_id]
-        while queue and queue[0] < horizon:
-            queue.popleft()
+        _forget(self._chats[chat_id], horizon)
+        return stamp
+
+    def answered(self, stamp: Stamp) -> None:
+        stamp.at = self._clock()
+        stamp.answered = True
 
 
-def _window_wait(times: deque[float], now: float, window: float, limit: int) -> float:
-    recent = [t for t in times if t > now - window]
+def _stale(stamp: Stamp, horizon: float) -> bool:
+    return stamp.answered and stamp.at < horizon
+
+
+def _forget(stamps: deque[Stamp], horizon: float) -> None:
+    while stamps and _stale(stamps[0], horizon):
+        stamps.popleft()
+
+
+def _window_wait(stamps: deque[Stamp], now: float, window: float, limit: int) -> float:
+    # A message still on its way may arrive at any moment: it counts as arriving now.
+    recent = sorted(s.at if s.answered else now for s in stamps if not _stale(s, now - window))
     if len(recent) < limit:
         return 0.0
     return recent[-limit] + window - now
@@ -244,10 +273,14 @@ class Sender:
                 values = {"status": SKIPPED, "last_error": "the message to edit was never sent"}
             else:
                 async with self._permit:
-                    if (wait := self.limiter.overall_delay()) > 0:
+                    # Again after each pause: a message answered meanwhile moves the window.
+                    while (wait := self.limiter.overall_delay()) > 0:  # noqa: ASYNC110
                         await asyncio.sleep(wait)
-                    self.limiter.record(row.chat_id)
-                result = await self._bot(method)
+                    stamp = self.limiter.record(row.chat_id)
+                try:
+                    result = await self._bot(method)
+                finally:
+                    self.limiter.answered(stamp)
                 values = {"status": SENT, "sent_at": self._clock.now()}
                 values["telegram_message_id"] = _message_id(result)
         except TelegramRetryAfter as exc:

@@ -11,13 +11,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from bot.app import make_bot
 from bot.clock import FakeClock
-from bot.delivery import RateLimiter, Sender
+from bot.delivery import MARGIN_S, RateLimiter, Sender
 from bot.outgoing import Outbox
 from bot.sandbox.emulator import Persona, TelegramEmulator
 from storage.db import make_engine, make_sessionmaker
@@ -165,3 +166,39 @@ async def test_a_person_who_blocked_the_bot_is_marked_unreachable(rig: Rig) -> N
         rows = await session.execute(select(Person.telegram_id, Person.unreachable))
         flags = {telegram_id: unreachable for telegram_id, unreachable in rows.all()}
     assert flags == {people[0].chat_id: True, people[1].chat_id: False}
+
+
+def test_a_message_counts_from_telegrams_answer_not_from_when_it_left() -> None:
+    now = [0.0]
+    limiter = RateLimiter(lambda: now[0], overall_per_s=2)
+    first, second = limiter.record(1), limiter.record(2)
+    # Both on their way: they may arrive at any moment, so the window starts now.
+    assert limiter.overall_delay() == pytest.approx(1.0 + MARGIN_S)
+    now[0] = 0.3  # a slow network: Telegram answered 300 ms later
+    limiter.answered(first)
+    limiter.answered(second)
+    now[0] = 1.0
+    assert limiter.overall_delay() == pytest.approx(0.3 + 1.0 + MARGIN_S - 1.0)
+    now[0] = 1.4
+    assert limiter.overall_delay() == 0.0
+
+
+async def test_a_slow_and_uneven_network_never_bunches_messages_at_telegram(rig: Rig) -> None:
+    """The link is congested for a second (requests take 400 ms to reach Telegram), then
+    clear (no delay), and so on; Telegram counts arrivals: never too many in any window."""
+    people = residents(rig, 40)
+    await started(people)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    call = rig.emulator.call
+
+    async def congested_then_clear(method: str, params: Any) -> tuple[int, dict[str, Any]]:
+        if (loop.time() - began) % 2.0 < 1.0:
+            await asyncio.sleep(0.4)  # the network's delay, not a wait for a result
+        return await call(method, params)
+
+    rig.emulator.call = congested_then_clear  # type: ignore[method-assign]
+    await rig.enqueue(people, per_chat=3)
+    await rig.drain_through()
+    delivered_once(people, 3)
+    assert rig.emulator.violations.total == 0, rig.emulator.violations.as_dict()
