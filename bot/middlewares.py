@@ -14,6 +14,7 @@ from aiogram.client.session.middlewares.base import (
     NextRequestMiddlewareType,
 )
 from aiogram.exceptions import TelegramAPIError
+from aiogram.fsm.context import FSMContext
 from aiogram.methods import AnswerCallbackQuery, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject, Update, User
@@ -23,7 +24,7 @@ from bot.context import AppContext
 from bot.i18n import language_from_telegram
 from bot.outgoing import Outbox
 from storage.db import connection_lost, reconnect_delays
-from storage.fsm import current_session
+from storage.fsm import SqlStorage, current_session
 from storage.models import ProcessedUpdate
 from storage.people import get_or_create_person
 
@@ -54,6 +55,7 @@ class UnitOfWork(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         ctx: AppContext = data["ctx"]
         delays = reconnect_delays(ctx.settings.db_retry_s)
+        draft = await _Draft.of(data.get("state"))
         while True:
             held: list[AnswerCallbackQuery] = []
             token = _held_answers.set(held)
@@ -66,6 +68,7 @@ class UnitOfWork(BaseMiddleware):
                 update_id = event.update_id if isinstance(event, Update) else None
                 log.warning("database connection lost; update %s again in %.1f s", update_id, delay)
                 await asyncio.sleep(delay)
+                await draft.restore()
                 continue
             finally:
                 _held_answers.reset(token)
@@ -116,6 +119,29 @@ class UnitOfWork(BaseMiddleware):
                 current_session.reset(token)
             await out.committed()
         return result
+
+
+class _Draft:
+    """The conversation as the update found it, when it is kept outside the database.
+
+    Redis storage is written at once, not with the transaction: an attempt that failed may
+    have changed it, so it is put back before the update is applied again (otherwise a photo
+    would be added to the draft twice).
+    """
+
+    def __init__(self, state: FSMContext | None, saved: tuple[str | None, dict[str, Any]]) -> None:
+        self._state, self._saved = state, saved
+
+    @classmethod
+    async def of(cls, state: FSMContext | None) -> _Draft:
+        if state is None or isinstance(state.storage, SqlStorage):
+            return cls(None, (None, {}))  # rolled back with the transaction
+        return cls(state, (await state.get_state(), await state.get_data()))
+
+    async def restore(self) -> None:
+        if self._state is not None:
+            await self._state.set_state(self._saved[0])
+            await self._state.set_data(self._saved[1])
 
 
 class HoldButtonAnswers(BaseRequestMiddleware):

@@ -22,8 +22,9 @@ from bot.district import load_district
 from bot.sandbox.emulator import Persona, TelegramEmulator
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
-from storage.models import Case, CaseEvent, OutboxMessage
-from tests.harness import grant_direct, noise_jpeg, settings_for
+from storage.models import Case, CaseEvent, OutboxMessage, Photo
+from tests.conftest import REDIS_URL
+from tests.harness import grant_direct, noise_jpeg, running_bot, settings_for
 from tests.private_postgres import PrivatePostgres, private_postgres, unavailable
 from tests.test_cli import env_for
 from tests.test_crash import bot_process, outbox_settled
@@ -215,3 +216,34 @@ async def test_webhook_answers_500_while_the_database_is_away_and_telegram_redel
             await asyncio.gather(server, return_exceptions=True)
             await emulator.stop()
     assert count(resident, "Snap it, get it handled") == 1
+
+
+@pytest.mark.skipif(
+    not REDIS_URL, reason="TEST_REDIS_URL is not set: the Redis draft is tested there"
+)
+async def test_a_draft_kept_in_redis_is_not_changed_twice_by_a_retried_update(
+    tmp_path: Path,
+) -> None:
+    """Redis is written at once, not with the transaction: the update applied again after
+    the database came back must find the draft as it was, or the photo would count twice."""
+    assert REDIS_URL is not None
+    async with private_postgres() as pg:
+        await upgrade(pg.url)
+        media = tmp_path / "media"
+        media.mkdir()
+        async with running_bot(pg.url, media, redis_url=REDIS_URL) as h:
+            resident = h.emulator.user(8700, first_name="Zhao", language_code="en")
+            await resident.send_command("/start", "lane_CW-001")
+            await resident.expect(contains="lane sign")
+            restarted = _restart_on_first_download(h.emulator, pg)
+            await resident.send_photo(noise_jpeg(1), caption="A pothole by the bus stop")
+            summary = await resident.expect(contains="Please check your report", timeout=60)
+            await restarted
+            await resident.press("✅ Confirm")
+            await resident.expect(contains="Your case number is", timeout=30)
+            async with h.session() as session:
+                case = (await session.scalars(select(Case))).one()
+                photos = await session.scalar(
+                    select(func.count()).select_from(Photo).where(Photo.case_id == case.id)
+                )
+    assert photos == 1, summary.text
