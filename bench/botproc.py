@@ -9,6 +9,10 @@ With BENCH_HOLD_RESPONSE_MODELS=1 in the environment it first applies the fix pr
 bench/RESULTS.md (commit b786082, reverted pending review): hold aiogram's `Response[T]`
 models so that pydantic's weak cache stops rebuilding them after each garbage collection.
 The bot itself is unchanged; this only lets the benchmark measure the proposal.
+
+With BENCH_TASKS_LIMIT=K it polls with aiogram's `tasks_concurrency_limit=K` (at most K updates
+handled at once, the others wait in aiogram rather than for a database connection), another
+proposal of bench/RESULTS.md; `python -m bot run` does not set it.
 """
 
 from __future__ import annotations
@@ -100,7 +104,14 @@ async def serve(config: dict[str, Any]) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with app_context(settings, bot, SystemClock(), **options) as ctx:
         dp = make_dispatcher(ctx, settings)
-        polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False))
+        limit = os.environ.get("BENCH_TASKS_LIMIT")
+        polling = asyncio.create_task(
+            dp.start_polling(
+                bot,
+                handle_signals=False,
+                tasks_concurrency_limit=int(limit) if limit else None,
+            )
+        )
         sending = asyncio.create_task(ctx.sender.run())
         scheduler = start_scheduler(ctx)
         print("ready", flush=True)
