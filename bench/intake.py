@@ -73,6 +73,7 @@ class Figures:
     messages: int
     violations: int
     driver_load: float = 0.0  # CPU share of one core the emulator and residents used
+    by_rule: tuple[tuple[str, int], ...] = ()  # refusals by Telegram rule (production)
     cases: int | None = None
 
     @property
@@ -179,6 +180,7 @@ async def _measure(
     await asyncio.gather(*(run(p) for p in plans[:WARMUP]))
     await _quiet(emu, quiet_s)
     sent0, violations0 = len(emu.sent), emu.violations.total
+    rules0 = emu.violations.as_dict()
     cpu0, t0 = cpu_seconds(pid), time.perf_counter()
     driver0 = cpu_seconds(os.getpid())
     outcomes = await asyncio.gather(*(run(p) for p in plans[WARMUP:]))
@@ -199,6 +201,11 @@ async def _measure(
         messages=len(emu.sent) - sent0,
         violations=emu.violations.total - violations0,
         driver_load=driver,
+        by_rule=tuple(
+            (rule, n - rules0.get(rule, 0))
+            for rule, n in emu.violations.as_dict().items()
+            if n - rules0.get(rule, 0)
+        ),
     )
 
 
@@ -301,7 +308,7 @@ def _rows(n: int, backend: str, limits: str, real: Figures, bare: Figures) -> li
                 "",
                 "Telegram's limits",
                 0,
-                "must be 0",
+                "; ".join(["must be 0", *(f"{rule} {n}" for rule, n in real.by_rule)]),
             )
         )
     return rows
