@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections import Counter
 from pathlib import Path
@@ -33,9 +34,16 @@ async def bench_memory(
     results: Results, workdir: Path, *, backend: str, cases: int, residents: int
 ) -> None:
     place = district(workdir)
-    history = generate(place, cases, NOW, days=3, supervisors=False)
-    states = Counter(history.cases["state"].tolist())
-    open_cases = sum(states[s] for s in OPEN)
+    # `cases` open ones: a 3-day history where about three in four are still open, generated
+    # again larger until the open ones reach the target.
+    total = cases
+    for _ in range(4):
+        history = generate(place, total, NOW, days=3, supervisors=False)
+        states = Counter(history.cases["state"].tolist())
+        open_cases = sum(states[s] for s in OPEN)
+        if open_cases >= cases:
+            break
+        total = math.ceil(total * cases / max(open_cases, 1) * 1.005)
     photos = prepare_photos(workdir, residents)
     lanes = sorted(place.lanes.values(), key=lambda lane: lane.id)
     async with fresh_database(backend, workdir) as url:
@@ -72,7 +80,9 @@ async def bench_memory(
         finally:
             await emu.stop()
     failed = sum(1 for o in outcomes if o.error)
-    subject = f"{open_cases:,} open cases, {residents:,} residents mid-report, {backend}"
+    subject = (
+        f"{open_cases:,} open cases (of {total:,}), {residents:,} residents mid-report, {backend}"
+    )
     mib = 1024.0
     results.add(
         Row(
