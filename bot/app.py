@@ -149,13 +149,32 @@ async def run_polling(settings: Settings, bot: Bot) -> None:
         sender_task = asyncio.create_task(ctx.sender.run(), name="outbox-sender")
         scheduler = start_scheduler(ctx)
         try:
-            await dp.start_polling(bot, handle_signals=False)
+            # Updates beyond the limit wait at Telegram, not for a database connection.
+            await dp.start_polling(
+                bot, handle_signals=False, tasks_concurrency_limit=settings.update_concurrency
+            )
         finally:
             scheduler.shutdown(wait=False)
             ctx.sender.stop()
             await sender_task
             await dp.storage.close()
             await bot.session.close()
+
+
+class BoundedRequestHandler(SimpleRequestHandler):
+    """At most `limit` webhook updates handled at once; the others wait for a turn.
+
+    Each update in hand holds a database connection for a while: without a bound, a burst
+    starves the pool and updates fail waiting for one (seen at 1,000 residents at once).
+    """
+
+    def __init__(self, *args: Any, limit: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._turns = asyncio.Semaphore(limit)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        async with self._turns:
+            return await super().handle(request)
 
 
 async def run_webhook(settings: Settings, bot: Bot) -> None:
@@ -172,8 +191,12 @@ async def run_webhook(settings: Settings, bot: Bot) -> None:
         app = web.Application()
         app[CTX] = ctx
         app.router.add_get("/healthz", healthz)
-        SimpleRequestHandler(
-            dispatcher=dp, bot=bot, handle_in_background=False, secret_token=secret
+        BoundedRequestHandler(
+            dispatcher=dp,
+            bot=bot,
+            limit=settings.update_concurrency,
+            handle_in_background=False,
+            secret_token=secret,
         ).register(app, path=path)
         setup_application(app, dp, bot=bot)
         runner = web.AppRunner(app)
