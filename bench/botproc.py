@@ -10,9 +10,9 @@ bench/RESULTS.md (commit b786082, reverted pending review): hold aiogram's `Resp
 models so that pydantic's weak cache stops rebuilding them after each garbage collection.
 The bot itself is unchanged; this only lets the benchmark measure the proposal.
 
-With BENCH_TASKS_LIMIT=K it polls with aiogram's `tasks_concurrency_limit=K` (at most K updates
-handled at once, the others wait in aiogram rather than for a database connection), another
-proposal of bench/RESULTS.md; `python -m bot run` does not set it.
+It polls with aiogram's `tasks_concurrency_limit` set to the bot's UPDATE_CONCURRENCY, as
+`python -m bot run` does since 2b0f0be (no bound on earlier commits, which have no such
+setting); BENCH_TASKS_LIMIT=K sets K instead (how the bound was measured before 2b0f0be).
 """
 
 from __future__ import annotations
@@ -104,13 +104,12 @@ async def serve(config: dict[str, Any]) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with app_context(settings, bot, SystemClock(), **options) as ctx:
         dp = make_dispatcher(ctx, settings)
+        # As `bot run` polls: UPDATE_CONCURRENCY where the bot has it (2b0f0be on), else no
+        # bound; BENCH_TASKS_LIMIT overrides either.
         limit = os.environ.get("BENCH_TASKS_LIMIT")
+        bound = int(limit) if limit else getattr(settings, "update_concurrency", None)
         polling = asyncio.create_task(
-            dp.start_polling(
-                bot,
-                handle_signals=False,
-                tasks_concurrency_limit=int(limit) if limit else None,
-            )
+            dp.start_polling(bot, handle_signals=False, tasks_concurrency_limit=bound)
         )
         sending = asyncio.create_task(ctx.sender.run())
         scheduler = start_scheduler(ctx)
