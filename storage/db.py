@@ -38,7 +38,13 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+    # The KPI queries are large joins with per-case subqueries: JIT compilation costs more than
+    # it saves on them, and asyncpg's prepared statements would settle on generic plans that
+    # ignore the window's dates (bench/RESULTS.md, section 4). Short statements lose nothing.
+    settings = {"jit": "off", "plan_cache_mode": "force_custom_plan"}
+    connect_args = kwargs.pop("connect_args", {})
+    connect_args["server_settings"] = {**settings, **connect_args.get("server_settings", {})}
+    return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -1,11 +1,13 @@
-"""Which failures mean "the database went away", and how long the bot waits for it."""
+"""Which failures mean "the database went away", how long the bot waits for it, and the
+settings every PostgreSQL connection gets."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from storage.db import connection_lost, reconnect_delays
+from storage.db import connection_lost, make_engine, reconnect_delays
 
 
 class _DriverError(Exception):
@@ -60,3 +62,15 @@ def test_a_cause_deep_in_the_chain_counts() -> None:
 )
 def test_other_failures_are_not_retried(exc: BaseException) -> None:
     assert not connection_lost(exc)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_postgresql_sessions_plan_each_statement_without_jit(database_url: str) -> None:
+    """Settings the KPI benchmark measured (bench/RESULTS.md, section 4), on every connection."""
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SHOW jit")) == "off"
+            assert await conn.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
+    finally:
+        await engine.dispose()
