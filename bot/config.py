@@ -48,7 +48,9 @@ class Settings(BaseSettings):
     web_port: int = Field(default=8088, ge=0, le=65535)
     outbox_lease_s: int = Field(default=30, ge=1, le=3600)
     db_retry_s: float = Field(default=120.0, ge=0, le=3600)
-    update_concurrency: int = Field(default=10, ge=1, le=1000)
+    # Above an album's 10 photos: one person's updates are handled one after another, each
+    # holding its turn, and an album must not take every turn.
+    update_concurrency: int = Field(default=16, ge=1, le=1000)
     classifier_model: Path | None = None
     classifier_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
 
