@@ -46,7 +46,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from storage.db import connection_lost, reconnect_delays
+from storage.db import connection_lost, while_reachable
 from storage.models import OutboxMessage, Person
 from storage.outbox import FAILED, SENT, SKIPPED, claim_due, release, sent_message_id
 
@@ -310,19 +310,14 @@ class Sender:
     async def _record(self, row: OutboxMessage, values: dict[str, Any]) -> None:
         """Store what became of a message; while the database is away, wait for it, so that
         a message Telegram accepted is not sent again when its claim lapses."""
-        delays = reconnect_delays(self._db_retry_s)
-        while True:
-            try:
-                async with self._sessionmaker() as session, session.begin():
-                    await session.execute(
-                        update(OutboxMessage).where(OutboxMessage.id == row.id).values(**values)
-                    )
-                return
-            except Exception as exc:
-                if not connection_lost(exc) or (delay := next(delays, None)) is None:
-                    raise
-                log.warning("outbox %s: database away; recording again in %.1f s", row.id, delay)
-                await asyncio.sleep(delay)
+
+        async def attempt() -> None:
+            async with self._sessionmaker() as session, session.begin():
+                await session.execute(
+                    update(OutboxMessage).where(OutboxMessage.id == row.id).values(**values)
+                )
+
+        await while_reachable(attempt, self._db_retry_s, f"outbox {row.id}: recording")
 
     def _retry_values(self, row: OutboxMessage, after: timedelta, error: str) -> dict[str, Any]:
         log.warning("outbox %s %s: retry in %s (%s)", row.id, row.method, after, error)

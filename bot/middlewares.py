@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -23,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.context import AppContext
 from bot.i18n import language_from_telegram
 from bot.outgoing import Outbox
-from storage.db import connection_lost, reconnect_delays
+from storage.db import while_reachable
 from storage.fsm import SqlStorage, current_session
 from storage.models import ProcessedUpdate
 from storage.people import get_or_create_person
@@ -54,27 +53,25 @@ class UnitOfWork(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         ctx: AppContext = data["ctx"]
-        delays = reconnect_delays(ctx.settings.db_retry_s)
         draft = await _Draft.of(data.get("state"))
-        while True:
-            held: list[AnswerCallbackQuery] = []
+        held: list[AnswerCallbackQuery] = []
+
+        async def attempt() -> Any:
+            held.clear()
             token = _held_answers.set(held)
             try:
                 # A fresh copy each attempt: handlers and inner middlewares add to `data`.
-                result = await self._apply(handler, event, dict(data))
-            except Exception as exc:
-                if not connection_lost(exc) or (delay := next(delays, None)) is None:
-                    raise
-                update_id = event.update_id if isinstance(event, Update) else None
-                log.warning("database connection lost; update %s again in %.1f s", update_id, delay)
-                await asyncio.sleep(delay)
-                await draft.restore()
-                continue
+                return await self._apply(handler, event, dict(data))
             finally:
                 _held_answers.reset(token)
-            await _answer(data["bot"], held)
-            ctx.sender.wake()
-            return result
+
+        update_id = event.update_id if isinstance(event, Update) else None
+        result = await while_reachable(
+            attempt, ctx.settings.db_retry_s, f"update {update_id}", before_retry=draft.restore
+        )
+        await _answer(data["bot"], held)
+        ctx.sender.wake()
+        return result
 
     async def _apply(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         ctx: AppContext = data["ctx"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
@@ -13,6 +15,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -76,6 +81,27 @@ def connection_lost(exc: BaseException) -> bool:
         orig = getattr(current, "orig", None)
         current = orig if isinstance(orig, BaseException) else current.__cause__
     return False
+
+
+async def while_reachable(
+    attempt: Callable[[], Awaitable[_T]],
+    budget_s: float,
+    what: str,
+    before_retry: Callable[[], Awaitable[None]] | None = None,
+) -> _T:
+    """`attempt()`, made again while it fails because the database went away, for up to
+    `budget_s` seconds of pauses; any other failure, or one past the budget, is raised."""
+    delays = reconnect_delays(budget_s)
+    while True:
+        try:
+            return await attempt()
+        except Exception as exc:
+            if not connection_lost(exc) or (delay := next(delays, None)) is None:
+                raise
+            log.warning("database connection lost; %s again in %.1f s", what, delay)
+            await asyncio.sleep(delay)
+            if before_retry is not None:
+                await before_retry()
 
 
 def reconnect_delays(

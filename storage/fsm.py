@@ -7,8 +7,6 @@ instead, for several processes; its writes are then not part of the database tra
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -18,11 +16,10 @@ from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StorageKey
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.db import connection_lost, reconnect_delays
+from storage.db import while_reachable
 from storage.models import FsmState
 
 _T = TypeVar("_T")
-log = logging.getLogger(__name__)
 
 # The session of the update being handled, set by the unit-of-work middleware.
 current_session: ContextVar[AsyncSession | None] = ContextVar("current_session", default=None)
@@ -49,16 +46,12 @@ class SqlStorage(BaseStorage):
         session = current_session.get()
         if session is not None:
             return await op(session)
-        delays = reconnect_delays(self._retry_s)
-        while True:
-            try:
-                async with self._sessionmaker() as own, own.begin():
-                    return await op(own)
-            except Exception as exc:
-                if not connection_lost(exc) or (delay := next(delays, None)) is None:
-                    raise
-                log.warning("database connection lost; conversation state again in %.1f s", delay)
-                await asyncio.sleep(delay)
+
+        async def attempt() -> _T:
+            async with self._sessionmaker() as own, own.begin():
+                return await op(own)
+
+        return await while_reachable(attempt, self._retry_s, "conversation state")
 
     async def set_state(self, key: StorageKey, state: str | State | None = None) -> None:
         value = state.state if isinstance(state, State) else state
