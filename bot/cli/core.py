@@ -40,6 +40,9 @@ def setup_logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # APScheduler logs every run of every job at INFO, two lines per sweep every 15 s: an
+    # operator's log should show what happened, not that the clock ticked.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     install(settings.bot_token)
 
 
