@@ -19,7 +19,12 @@ def local_time(when: datetime, tz: ZoneInfo) -> str:
 
 
 def place(lang: str, district: District, data: Mapping[str, Any]) -> str:
-    """Where a draft or case is, as a reader would say it."""
+    """Where a draft or case is, as a reader would say it.
+
+    What comes from the catalogue is Telegram HTML already (its fields escaped) and is marked
+    `Safe`, so that a text it goes into does not escape it a second time; a bare name is plain
+    text, escaped there once.
+    """
     lane_id, street_id = data.get("lane_id"), data.get("street_id")
     lat, lon, address = data.get("lat"), data.get("lon"), data.get("address")
     if lane_id and lane_id in district.lanes:
@@ -30,10 +35,10 @@ def place(lang: str, district: District, data: Mapping[str, Any]) -> str:
         where = ""
     if lat is not None and lon is not None:
         coords = f"{lat:.5f}, {lon:.5f}"
-        return t(lang, "place.lane_at", lane=where, coords=coords) if where else coords
+        return Safe(t(lang, "place.lane_at", lane=where, coords=coords)) if where else coords
     if address:
-        return t(lang, "place.address", address=address)
-    return where or t(lang, "place.unknown")
+        return Safe(t(lang, "place.address", address=address))
+    return where or Safe(t(lang, "place.unknown"))
 
 
 def summary(lang: str, district: District, data: Mapping[str, Any]) -> str:
