@@ -110,6 +110,13 @@ async def app_context(
     media_dir.mkdir(parents=True, exist_ok=True)
     sender_options.setdefault("lease", timedelta(seconds=settings.outbox_lease_s))
     sender_options.setdefault("db_retry_s", settings.db_retry_s)
+    if settings.outbox_lease_s < settings.db_retry_s:
+        log.warning(
+            "OUTBOX_LEASE_S (%s) is below DB_RETRY_S (%s): a message sent just as the database "
+            "goes away for longer than the lease may be sent twice",
+            settings.outbox_lease_s,
+            settings.db_retry_s,
+        )
     sender = Sender(bot, sessionmaker, clock, media_dir, **sender_options)
     model = TextModel.load(settings.classifier_model) if settings.classifier_model else None
     classifier = Classifier(

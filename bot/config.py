@@ -46,7 +46,10 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(default=None, repr=False)
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8088, ge=0, le=65535)
-    outbox_lease_s: int = Field(default=30, ge=1, le=3600)
+    # A sender renews its claims while it holds messages; the lease only runs out for one that
+    # stopped (its process died, or it lost the database). Above DB_RETRY_S: a sent message's
+    # record waits that long for the database, and a lapsed claim lets another sender resend.
+    outbox_lease_s: int = Field(default=150, ge=1, le=3600)
     db_retry_s: float = Field(default=120.0, ge=0, le=3600)
     # Above an album's 10 photos: one person's updates are handled one after another, each
     # holding its turn, and an album must not take every turn.

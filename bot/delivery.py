@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from storage.db import connection_lost, while_reachable
 from storage.models import OutboxMessage, Person
-from storage.outbox import FAILED, SENT, SKIPPED, claim_due, release, sent_message_id
+from storage.outbox import FAILED, SENT, SKIPPED, claim_due, release, renew, sent_message_id
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,9 @@ MAX_BACKOFF = timedelta(minutes=5)
 # The windows are a little longer than Telegram's, for its own counting's sake; the network's
 # delays are covered by counting each message from its answer (see Stamp).
 MARGIN_S = 0.05
-# How long a claimed message is this sender's: if the process dies mid-send, another sender
-# (or this one restarted) takes it over after the lease.
+# How long a claimed message is this sender's unless renewed: if the process dies mid-send,
+# another sender (or this one restarted) takes it over after the lease. While the message is
+# in hand (a slow send, its record waiting for the database) the claim is renewed.
 LEASE = timedelta(seconds=30)
 
 
@@ -262,10 +263,45 @@ class Sender:
         if waiting:
             async with self._sessionmaker() as session, session.begin():
                 await release(session, waiting)
-        await asyncio.gather(*(self._deliver(row) for row in ready))
+        if not ready:
+            return 0
+        in_hand = {row.id for row in ready}
+        renewing = asyncio.create_task(self._keep_claims(in_hand))
+        try:
+            # Each one to its end (a failure of one must not orphan the others' claims).
+            outcomes = await asyncio.gather(
+                *(self._deliver(row, in_hand) for row in ready), return_exceptions=True
+            )
+        finally:
+            renewing.cancel()
+            await asyncio.wait([renewing])
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         return len(ready)
 
-    async def _deliver(self, row: OutboxMessage) -> None:
+    async def _keep_claims(self, in_hand: set[int]) -> None:
+        """Renew the claim on the messages in hand every third of the lease: a send may take
+        longer than the lease (aiogram waits 60 s for Telegram), and so may waiting for the
+        database to record it; a claim that lapsed meanwhile would let another sender send
+        the message again."""
+        while in_hand:
+            await asyncio.sleep(self._lease.total_seconds() / 3)
+            try:
+                async with self._sessionmaker() as session, session.begin():
+                    await renew(session, list(in_hand), now=self._clock.now(), lease=self._lease)
+            except Exception as exc:
+                # The database is away: the claims have the rest of their lease, which is
+                # meant to outlast DB_RETRY_S (see Settings.outbox_lease_s).
+                log.warning("outbox: claims not renewed (%s)", exc)
+
+    async def _deliver(self, row: OutboxMessage, in_hand: set[int]) -> None:
+        try:
+            await self._send(row)
+        finally:
+            in_hand.discard(row.id)
+
+    async def _send(self, row: OutboxMessage) -> None:
         values: dict[str, Any]
         try:
             method = await self._build(row)

@@ -90,6 +90,22 @@ async def claim_due(
     return sorted(claimed, key=lambda row: row.id)
 
 
+async def renew(
+    session: AsyncSession, ids: Sequence[int], *, now: datetime, lease: timedelta
+) -> None:
+    """Extend the claim on messages still being sent (claimed and pending)."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id.in_(ids),
+            OutboxMessage.status == PENDING,
+            OutboxMessage.claimed_until.is_not(None),
+        )
+        .values(claimed_until=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def release(session: AsyncSession, ids: Sequence[int]) -> None:
     """Give claimed messages back unsent (their chat must wait for its rate limit)."""
     await session.execute(

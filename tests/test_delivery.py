@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import make_bot
-from bot.clock import FakeClock
+from bot.clock import FakeClock, SystemClock
 from bot.delivery import MARGIN_S, RateLimiter, Sender
 from bot.outgoing import Outbox
 from bot.sandbox.emulator import Persona, TelegramEmulator
@@ -202,3 +202,61 @@ async def test_a_slow_and_uneven_network_never_bunches_messages_at_telegram(rig:
     await rig.drain_through()
     delivered_once(people, 3)
     assert rig.emulator.violations.total == 0, rig.emulator.violations.as_dict()
+
+
+async def test_two_senders_and_a_send_slower_than_the_lease_deliver_each_message_once(
+    database_url: str, media_dir: Path
+) -> None:
+    """Two senders (two processes) share the outbox, and Telegram takes three leases to answer
+    the first sender's messages: the claims are renewed meanwhile, so the second sender does
+    not take them over and send them again."""
+    emulator = TelegramEmulator()
+    url = await emulator.start()
+    bot = make_bot(settings_for(database_url, media_dir, url))
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    lease = timedelta(seconds=1)
+    loop = asyncio.get_running_loop()
+    first, second = (
+        Sender(bot, sessions, SystemClock(), media_dir, lease=lease, limiter=RateLimiter(loop.time))
+        for _ in range(2)
+    )
+    people = [emulator.user(5100 + i, first_name=f"S{i}") for i in range(3)]
+    held = _hold_sends(emulator, len(people))
+    try:
+        await started(people)
+        async with sessions() as session, session.begin():
+            out = Outbox(session, SystemClock().now())
+            for p in people:
+                out.chat(p.chat_id, "en").text(f"message 0 for {p.chat_id}")
+        sending = asyncio.create_task(first.drain_once())
+        await emulator.wait_until(lambda: len(held) == len(people), 10)
+        await asyncio.sleep(3 * lease.total_seconds())  # Telegram is slow to answer
+        assert await second.drain_once() == 0  # nothing to take over: the claims are alive
+        for release in held:
+            release.set()
+        assert await sending == len(people)
+        assert await second.drain() == 0
+        delivered_once(people, 1)
+    finally:
+        await bot.session.close()
+        await engine.dispose()
+        await emulator.stop()
+
+
+def _hold_sends(emulator: TelegramEmulator, count: int) -> list[asyncio.Event]:
+    """The first `count` sendMessage calls wait until the test sets their event; later ones
+    (a second sender's) go through."""
+    name, send = emulator.api.methods["sendmessage"]
+    held: list[asyncio.Event] = []
+
+    async def slow(params: Any) -> Any:
+        if len(held) < count:
+            release = asyncio.Event()
+            held.append(release)
+            emulator.touch()
+            await release.wait()
+        return await send(params)
+
+    emulator.api.methods["sendmessage"] = (name, slow)
+    return held
