@@ -19,7 +19,8 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
-from aiogram.types import BotCommand, ErrorEvent
+from aiogram.methods import TelegramMethod
+from aiogram.types import BotCommand, ErrorEvent, Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
@@ -43,6 +44,7 @@ from storage.db import connection_lost, make_engine, make_sessionmaker
 from storage.fsm import SqlStorage
 
 log = logging.getLogger(__name__)
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 def make_bot(settings: Settings, token: str | None = None) -> Bot:
@@ -109,7 +111,6 @@ async def app_context(
     media_dir = settings.media_dir.resolve()
     media_dir.mkdir(parents=True, exist_ok=True)
     sender_options.setdefault("lease", timedelta(seconds=settings.outbox_lease_s))
-    sender_options.setdefault("db_retry_s", settings.db_retry_s)
     if settings.outbox_lease_s < settings.db_retry_s:
         log.warning(
             "OUTBOX_LEASE_S (%s) is below DB_RETRY_S (%s): a message sent just as the database "
@@ -117,6 +118,7 @@ async def app_context(
             settings.outbox_lease_s,
             settings.db_retry_s,
         )
+    sender_options.setdefault("db_retry_s", settings.db_retry_s)
     sender = Sender(bot, sessionmaker, clock, media_dir, **sender_options)
     model = TextModel.load(settings.classifier_model) if settings.classifier_model else None
     classifier = Classifier(
@@ -169,26 +171,75 @@ async def run_polling(settings: Settings, bot: Bot) -> None:
 
 
 class BoundedRequestHandler(SimpleRequestHandler):
-    """At most `limit` webhook updates handled at once; the others wait for a turn.
+    """Webhook updates: the secret checked first, then at most `limit` handled at once, and
+    200 answered only for an update that was handled.
 
     Each update in hand holds a database connection for a while: without a bound, a burst
-    starves the pool and updates fail waiting for one (seen at 1,000 residents at once).
+    starves the pool and updates fail waiting for one (seen at 1,000 residents at once). The
+    secret is checked before a turn is taken, so forged posts cannot keep real ones waiting.
+
+    Telegram waits about a minute for the answer. aiogram answers 200 after 55 s with the
+    update still in hand, which was lost if its handling then failed (a database outage of
+    `DB_RETRY_S`). Here an update not handled within `answer_within_s` (waiting for a turn, for
+    its chat, for the database) is answered 503 while its handling goes on: Telegram delivers
+    it again, and the redelivery waits for that same work, or finds it applied.
     """
 
-    def __init__(self, *args: Any, limit: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, limit: int, answer_within_s: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._turns = asyncio.Semaphore(limit)
+        self._answer_within_s = answer_within_s
+        self._in_hand: dict[int, asyncio.Task[Any]] = {}
 
     async def handle(self, request: web.Request) -> web.Response:
+        bot = await self.resolve_bot(request)
+        if not self.verify_secret(request.headers.get(SECRET_HEADER, ""), bot):
+            return web.Response(body="Unauthorized", status=401)
+        raw = await request.json(loads=bot.session.json_loads)
+        update = Update.model_validate(raw, context={"bot": bot})
+        try:
+            async with asyncio.timeout(self._answer_within_s):
+                result = await asyncio.shield(self._work_on(bot, update))
+        except TimeoutError:
+            log.warning(
+                "update %s still in hand after %s s: answered 503, Telegram delivers it again",
+                update.update_id,
+                self._answer_within_s,
+            )
+            return web.Response(status=503, text="Not handled yet")
+        except Exception as exc:
+            log.warning("update %s failed (%s): answered 500", update.update_id, exc)
+            return web.Response(status=500, text="Not handled")
+        method = result if isinstance(result, TelegramMethod) else None
+        return web.Response(body=self._build_response_writer(bot=bot, result=method))
+
+    def _work_on(self, bot: Bot, update: Update) -> asyncio.Task[Any]:
+        """The handling of `update`: the one already in hand for an earlier delivery, or new."""
+        work = self._in_hand.get(update.update_id)
+        if work is None:
+            work = asyncio.create_task(self._in_turn(bot, update))
+            self._in_hand[update.update_id] = work
+            work.add_done_callback(lambda _: self._in_hand.pop(update.update_id, None))
+        return work
+
+    async def _in_turn(self, bot: Bot, update: Update) -> Any:
         async with self._turns:
-            return await super().handle(request)
+            return await self.dispatcher.feed_update(bot, update, **self.data)
+
+    async def close(self) -> None:
+        """On shutdown: whatever is still in hand was answered 503 and will come again."""
+        for work in self._in_hand.values():
+            work.cancel()
+        await asyncio.gather(*self._in_hand.values(), return_exceptions=True)
+        await super().close()
 
 
 async def run_webhook(settings: Settings, bot: Bot) -> None:
     """Serve Telegram's webhook (and /healthz) until cancelled; any number of processes.
 
-    Updates are handled before the answer, so Telegram retries one whose handling failed;
-    the update id recorded with its effects makes the retry harmless.
+    Updates are handled before the answer, so Telegram retries one whose handling failed or
+    is not over by `WEBHOOK_ANSWER_S`; the update id recorded with its effects makes the retry
+    harmless.
     """
     secret = settings.require_webhook_secret()
     assert settings.webhook_url is not None
@@ -202,7 +253,7 @@ async def run_webhook(settings: Settings, bot: Bot) -> None:
             dispatcher=dp,
             bot=bot,
             limit=settings.update_concurrency,
-            handle_in_background=False,
+            answer_within_s=settings.webhook_answer_s,
             secret_token=secret,
         ).register(app, path=path)
         setup_application(app, dp, bot=bot)

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import func, select
 
 from bot.app import make_bot, run_webhook
 from bot.config import Settings
 from bot.sandbox.emulator import TelegramEmulator
-from tests.harness import settings_for
+from storage.db import make_engine, make_sessionmaker
+from storage.models import ProcessedUpdate
+from tests.harness import noise_jpeg, settings_for
 from tests.test_cli import env_for, run_cli
 
 SECRET = "s3cret-for_tests"
@@ -98,3 +104,104 @@ def _message(user_id: int, text: str) -> dict[str, object]:
         "text": text,
         "entities": [{"type": "bot_command", "offset": 0, "length": len(text)}],
     }
+
+
+@asynccontextmanager
+async def webhook_bot(
+    database_url: str, media_dir: Path, **extra: Any
+) -> AsyncIterator[tuple[TelegramEmulator, str]]:
+    """The bot in webhook mode against the emulator, with `extra` settings; yields the
+    emulator and the hook's URL once the webhook is set."""
+    emulator = TelegramEmulator()
+    api = await emulator.start()
+    port = free_port()
+    hook = f"http://127.0.0.1:{port}/tg/hook"
+    settings = settings_for(
+        database_url,
+        media_dir,
+        api,
+        webhook_url=hook,
+        webhook_secret=SECRET,
+        web_port=port,
+        **extra,
+    )
+    server = asyncio.create_task(run_webhook(settings, make_bot(settings)))
+    try:
+        await emulator.wait_until(lambda: emulator.webhook is not None, timeout=30)
+        yield emulator, hook
+    finally:
+        server.cancel()
+        await asyncio.gather(server, return_exceptions=True)
+        await emulator.stop()
+
+
+def hold_downloads(emulator: TelegramEmulator) -> list[asyncio.Event]:
+    """Every getFile waits until the test sets its event: the list holds one per call."""
+    name, get_file = emulator.api.methods["getfile"]
+    held: list[asyncio.Event] = []
+
+    async def slow(params: Any) -> Any:
+        release = asyncio.Event()
+        held.append(release)
+        emulator.touch()  # wake the test's wait_until: the call is not over yet
+        await release.wait()
+        return await get_file(params)
+
+    emulator.api.methods["getfile"] = (name, slow)
+    return held
+
+
+async def applied_updates(database_url: str) -> int:
+    engine = make_engine(database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return int(await session.scalar(select(func.count()).select_from(ProcessedUpdate)) or 0)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_an_update_in_hand_past_the_answer_deadline_is_not_answered_200(
+    database_url: str, media_dir: Path
+) -> None:
+    """A slow download keeps the update in hand past WEBHOOK_ANSWER_S: Telegram is answered 503
+    (a 200 would drop an update that is not applied yet), delivers it again, and once the
+    handling is over the update is applied once and acknowledged."""
+    async with webhook_bot(database_url, media_dir, webhook_answer_s=0.5) as (emulator, _hook):
+        webhook = emulator.webhook
+        assert webhook is not None
+        held = hold_downloads(emulator)
+        resident = emulator.user(3101, first_name="Qian", language_code="en")
+        await resident.send_photo(noise_jpeg(1), caption="A broken bench by the school gate")
+        await emulator.wait_until(lambda: held, timeout=30)
+        await emulator.wait_until(lambda: "503" in (webhook.last_error_message or ""), timeout=20)
+        assert await applied_updates(database_url) == 0
+        held[0].set()
+        await resident.expect(contains="Where is it?", timeout=30)
+        # Updates of a chat are delivered in turn: an answer to the next one means the photo's
+        # update was acknowledged.
+        await resident.send_command("/help")
+        await resident.expect(contains="How to report a problem", timeout=30)
+    assert len(held) == 1  # every delivery waited for the same handling
+    assert sum("Where is it?" in (m.text or "") for m in resident.inbox()) == 1
+    assert await applied_updates(database_url) == 2
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_forged_posts_are_refused_while_every_turn_is_taken(
+    database_url: str, media_dir: Path
+) -> None:
+    """The only turn is held by a resident's update; posts without the secret are still
+    refused at once, not queued behind it."""
+    async with webhook_bot(database_url, media_dir, update_concurrency=1) as (emulator, hook):
+        held = hold_downloads(emulator)
+        resident = emulator.user(3102, first_name="Sun", language_code="en")
+        await resident.send_photo(noise_jpeg(2), caption="Rubbish piled up behind the market")
+        await emulator.wait_until(lambda: held, timeout=30)
+        forged = {"update_id": 990101, "message": _message(3103, "/help")}
+        async with aiohttp.ClientSession() as http, asyncio.timeout(10):
+            for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "not-the-secret"}):
+                async with http.post(hook, json=forged, headers=headers) as answer:
+                    assert answer.status == 401
+        held[0].set()
+        await resident.expect(contains="Where is it?", timeout=30)
