@@ -44,13 +44,13 @@ class Settings(BaseSettings):
     sandbox_port: int = Field(default=8080, ge=0, le=65535)
     webhook_url: str | None = None
     webhook_secret: str | None = Field(default=None, repr=False)
+    # Telegram waits about a minute for a webhook's answer; an update still in hand by then is
+    # answered 503 (Telegram delivers it again), never 200 before it is applied.
+    webhook_answer_s: float = Field(default=55.0, gt=0, le=60)
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8088, ge=0, le=65535)
     # A sender renews its claims while it holds messages; the lease only runs out for one that
     # stopped (its process died, or it lost the database). Above DB_RETRY_S: a sent message's
-    # Telegram waits about a minute for a webhook's answer; an update still in hand by then is
-    # answered 503 (Telegram delivers it again), never 200 before it is applied.
-    webhook_answer_s: float = Field(default=55.0, gt=0, le=60)
     # record waits that long for the database, and a lapsed claim lets another sender resend.
     outbox_lease_s: int = Field(default=150, ge=1, le=3600)
     db_retry_s: float = Field(default=120.0, ge=0, le=3600)
