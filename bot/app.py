@@ -18,7 +18,6 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
-from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.methods import TelegramMethod
 from aiogram.types import BotCommand, ErrorEvent, Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
@@ -41,7 +40,7 @@ from bot.routing.classify import Classifier, TextModel
 from bot.routing.locate import Locator
 from bot.scheduler import start_scheduler
 from storage.db import connection_lost, make_engine, make_sessionmaker
-from storage.fsm import SqlStorage
+from storage.fsm import LocalEventIsolation, RedisChatLocks, SqlStorage
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -58,11 +57,11 @@ def make_bot(settings: Settings, token: str | None = None) -> Bot:
 def make_fsm(ctx: AppContext) -> tuple[BaseStorage, BaseEventIsolation]:
     """Redis for several processes; otherwise the database, in each update's transaction."""
     if ctx.settings.redis_url:
-        from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+        from aiogram.fsm.storage.redis import RedisStorage
 
         storage = RedisStorage.from_url(ctx.settings.redis_url)
-        return storage, RedisEventIsolation(storage.redis)
-    return SqlStorage(ctx.sessionmaker, retry_s=ctx.settings.db_retry_s), SimpleEventIsolation()
+        return storage, RedisChatLocks(storage.redis)
+    return SqlStorage(ctx.sessionmaker, retry_s=ctx.settings.db_retry_s), LocalEventIsolation()
 
 
 def make_dispatcher(ctx: AppContext, settings: Settings) -> Dispatcher:
