@@ -4,6 +4,10 @@ The scheduled send is claimed per person and reported day in `digest_runs`: the 
 INSERT … ON CONFLICT DO NOTHING adds the row writes the digest to the outbox in that same
 transaction, so however many bot processes run the job at once, each person gets one digest a
 day. On demand (/digest, `python -m bot digest send --now`) nothing is claimed: it may resend.
+
+A digest is built before that transaction, in a read-only one of its own
+(`storage.db.reading`): its queries take a while, and on SQLite a writing transaction holds
+the database's write lock throughout, which would keep residents' reports waiting.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from bot.district import District
 from bot.i18n import normalise_language
 from bot.outgoing import Outbox, Recipient
 from bot.scopes import street_scopes
+from storage.db import reading
 from storage.models import DigestRun, Person, Role
 
 log = logging.getLogger(__name__)
@@ -85,7 +90,7 @@ class Digests:
         day = due_day(now, self.district, self.at)
         if day is None:
             return 0
-        async with self.sessionmaker() as session:
+        async with reading(self.sessionmaker) as session:
             waiting = await self.readers(session, day_without_run=day)
         sent = 0
         for reader in waiting:
@@ -98,12 +103,14 @@ class Digests:
     async def send_now(self, day: date, telegram_id: int | None = None) -> int:
         """Send `day`'s digest now to every reader (or one), whether or not they had it."""
         now = self.clock.now()
-        async with self.sessionmaker() as session, session.begin():
+        async with reading(self.sessionmaker) as session:
             readers = await self.readers(session)
+        chosen = [r for r in readers if telegram_id is None or r.chat_id == telegram_id]
+        built = [await self.build(r.scopes, day, r.language, now) for r in chosen]
+        async with self.sessionmaker() as session, session.begin():
             out = Outbox(session, now)
-            chosen = [r for r in readers if telegram_id is None or r.chat_id == telegram_id]
-            for reader in chosen:
-                await self.write(out, out.chat(reader.chat_id, reader.language), reader.scopes, day)
+            for reader, digests in zip(chosen, built, strict=True):
+                self.put(out.chat(reader.chat_id, reader.language), digests)
         return len(chosen)
 
     async def readers(
@@ -130,13 +137,15 @@ class Digests:
         return readers
 
     async def _send_once(self, reader: Reader, day: date, now: datetime) -> int:
-        """Claim (person, day) and write the digest in one transaction; 0 if already claimed."""
+        """Build the digest, then claim (person, day) and write it in one short transaction;
+        0 if already claimed (another process got there while this one was building)."""
+        digests = await self.build(reader.scopes, day, reader.language, now)
         async with self.sessionmaker() as session, session.begin():
             run_id = await _claim(session, reader.person_id, day, now)
             if run_id is None:
                 return 0
             out = Outbox(session, now)
-            await self.write(out, out.chat(reader.chat_id, reader.language), reader.scopes, day)
+            self.put(out.chat(reader.chat_id, reader.language), digests)
             await session.execute(
                 update(DigestRun).where(DigestRun.id == run_id).values(sent_at=self.clock.now())
             )
@@ -146,9 +155,19 @@ class Digests:
     async def write(
         self, out: Outbox, to: Recipient, scopes: tuple[str | None, ...], day: date
     ) -> None:
-        """Each scope's digest: its chart (captioned with the title), then its text."""
-        for scope in scopes:
-            digest = await self._digest(out.session, scope, day, to.language, out.now)
+        """Each scope's digest to `to`, built as of `out.now` (see `build`)."""
+        self.put(to, await self.build(scopes, day, to.language, out.now))
+
+    async def build(
+        self, scopes: tuple[str | None, ...], day: date, lang: str, now: datetime
+    ) -> list[Digest]:
+        """Each scope's digest, read in a read-only transaction of its own: writers go on."""
+        async with reading(self.sessionmaker) as session:
+            return [await self._digest(session, scope, day, lang, now) for scope in scopes]
+
+    def put(self, to: Recipient, digests: list[Digest]) -> None:
+        """Each digest: its chart (captioned with the title), then its text."""
+        for digest in digests:
             title, _, _rest = digest.text.partition("\n\n")
             to.photos([self._store_chart(digest.chart_png)], caption=title)
             for piece in split_text(digest.text):

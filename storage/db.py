@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import event
@@ -18,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+# The execution option `reading` sets on its connection: the transaction will only read.
+READS_ONLY = "suipai_reads_only"
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -40,7 +43,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A transaction that only reads (`reading`) is deferred: in WAL mode it reads a
+            # snapshot and holds no lock a writer would have to wait for.
+            reads_only = conn.get_execution_options().get(READS_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
 
         return engine
     # The KPI queries are large joins with per-case subqueries: JIT compilation costs more than
@@ -54,6 +60,25 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def reading(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for long reads (an export, a digest), in a read-only transaction of its own.
+
+    Writers go on meanwhile: on SQLite every other transaction takes the write lock up front,
+    and one that read a year of cases would keep residents' reports waiting. It reads one
+    snapshot throughout (PostgreSQL: REPEATABLE READ), so its figures agree with each other.
+    """
+    async with sessionmaker() as session:
+        postgresql = session.get_bind().dialect.name == "postgresql"
+        options: dict[str, Any] = (
+            {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+            if postgresql
+            else {READS_ONLY: True}
+        )
+        await session.connection(execution_options=options)
+        yield session
 
 
 # SQLSTATE classes that mean the server went away, not that the statement was wrong:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator, Iterator
@@ -11,12 +12,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import bot.export
 from bot.__main__ import main
 from bot.config import SAMPLE_DISTRICT_DIR, get_settings
 from bot.district import District, load_district
 from bot.export import BOM, HEADER, export_csv, stream_csv
 from storage.db import make_engine, make_sessionmaker
-from tests.casebook import TZ, Casebook, chaowai_week
+from storage.models import Person
+from tests.casebook import NOW, TZ, Casebook, chaowai_week
+from tests.test_long_reads import HELD_S, Hold
 
 FROM, TO = date(2026, 11, 20), date(2026, 11, 22)
 PERSONAL = ("王小明", "wangxm", "9001", "李街长", "li_chief", "13800000000", "1 号院")
@@ -153,6 +157,30 @@ async def test_the_export_command(
     assert await _run(bad) == 2
     assert not (env / "x.csv").exists()
     assert book.cases["A"].number in parse(out.read_bytes())
+
+
+async def test_the_export_command_lets_the_bot_write_meanwhile(
+    env: Path,
+    week: tuple[AsyncSession, Casebook],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Held half-way through its reading, the export keeps no writer waiting (SQLite's lock)."""
+    hold = Hold()
+    monkeypatch.setattr(bot.export, "stream_csv", hold.after_first_rows(bot.export.stream_csv))
+    out = env / "cases.csv"
+    argv = ["export", "--from", "2026-11-20", "--to", "2026-11-22", "--out", str(out)]
+    export = asyncio.create_task(_run(argv))
+    engine = make_engine(database_url)
+    try:
+        await asyncio.wait_for(hold.reached.wait(), HELD_S)
+        async with make_sessionmaker(engine)() as session, session.begin():
+            session.add(Person(telegram_id=777, created_at=NOW))
+    finally:
+        hold.released.set()
+        await engine.dispose()
+    assert await export == 0
+    assert len(parse(out.read_bytes())) == 12
 
 
 async def _run(argv: list[str]) -> int:

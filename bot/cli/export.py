@@ -31,7 +31,7 @@ async def export_command(args: argparse.Namespace) -> int:
     from bot.config import get_settings
     from bot.district import DistrictError, load_district
     from bot.export import stream_csv
-    from storage.db import make_engine, make_sessionmaker
+    from storage.db import make_engine, make_sessionmaker, reading
 
     if args.end < args.start:
         print(f"--to ({args.end}) is before --from ({args.start})", file=sys.stderr)
@@ -52,7 +52,8 @@ async def export_command(args: argparse.Namespace) -> int:
     partial = None if out is None else out.with_name(f".{out.name}.partial")
     sink = sys.stdout.buffer if partial is None else partial.open("wb")
     try:
-        async with make_sessionmaker(engine)() as session:
+        # A read-only transaction: the running bot's writers go on while a year is written out.
+        async with reading(make_sessionmaker(engine)) as session:
             pieces = stream_csv(
                 session,
                 district,

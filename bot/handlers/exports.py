@@ -1,7 +1,9 @@
 """/export [from] [to]: supervisors and admins get their scope's cases as a CSV document.
 
 The file (bot/export.py: UTF-8 with BOM, no personal data) is written under MEDIA_DIR/exports/
-and sent through the outbox like any photo, so it leaves with the update's transaction.
+and sent through the outbox like any photo, so it leaves with the update's transaction. The
+cases are read in a read-only transaction of their own (`storage.db.reading`): a year of them
+takes a while, and on SQLite the update's own transaction would keep every writer waiting.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from pathlib import Path
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import access
 from bot.context import AppContext
 from bot.export import EXPORT_DIR, stream_csv
 from bot.outgoing import Outbox
 from bot.scopes import scope_name, street_scopes
+from storage.db import reading
 from storage.models import Person
 
 MAX_BYTES = 50 * 1024 * 1024  # the largest file a bot may send
@@ -73,8 +77,9 @@ async def export_command(
     except BadRange as exc:
         me.text(me.t(exc.key, **exc.params))
         return
-    for street in scopes:
-        rel, rows, size = await write_export(ctx, out, street, start, end)
+    async with reading(ctx.sessionmaker) as session:
+        files = [await write_export(ctx, session, out, s, start, end) for s in scopes]
+    for street, (rel, rows, size) in zip(scopes, files, strict=True):
         scope = scope_name(ctx.district, street, me.language)
         if size > MAX_BYTES:
             (ctx.media_dir / rel).unlink(missing_ok=True)
@@ -88,16 +93,21 @@ async def export_command(
 
 
 async def write_export(
-    ctx: AppContext, out: Outbox, street: str | None, start: date, end: date
+    ctx: AppContext,
+    session: AsyncSession,
+    out: Outbox,
+    street: str | None,
+    start: date,
+    end: date,
 ) -> tuple[str, int, int]:
-    """The CSV under MEDIA_DIR/exports/ (a random name: nobody guesses another's file);
-    returns its path relative to MEDIA_DIR, its rows and its size."""
+    """The CSV, read through `session`, under MEDIA_DIR/exports/ (a random name: nobody
+    guesses another's file); returns its path relative to MEDIA_DIR, its rows and its size."""
     rel = f"{EXPORT_DIR}/{out.now:%Y%m%d-%H%M%S}-{secrets.token_hex(8)}.csv"
     sink = _PartialFile(ctx.media_dir / rel)
     rows = 0
     try:
         pieces = stream_csv(
-            out.session, ctx.district, start=start, end=end, street_id=street, tz=ctx.district.tz
+            session, ctx.district, start=start, end=end, street_id=street, tz=ctx.district.tz
         )
         async for piece in pieces:
             sink.write(piece)  # a chunk of a thousand rows: a short local write

@@ -1,4 +1,8 @@
-"""Supervisors and admins in chat: /stats [today|week|month] and /digest, for their scope."""
+"""Supervisors and admins in chat: /stats [today|week|month] and /digest, for their scope.
+
+Both read their figures in a read-only transaction of their own (`storage.db.reading`), not in
+the update's: on SQLite that one holds the write lock, and residents' reports would wait.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from bot.digest_jobs import Digests, split_text, yesterday
 from bot.kpi import Kpis, Period, Rates, Scope
 from bot.outgoing import Outbox, Recipient
 from bot.scopes import scope_name, street_scopes
+from storage.db import reading
 from storage.models import Person
 
 # What a supervisor may type after /stats (English or Chinese); today when nothing.
@@ -60,11 +65,12 @@ async def stats_command(
     today = out.now.astimezone(ctx.district.tz).date()
     period, before = period_of(word, today, ctx)
     blocks = []
-    for street in scopes:
-        scope = Scope.street(street) if street else Scope.district()
-        figures = await kpi.compute(out.session, scope, period, now=out.now)
-        earlier = await kpi.rates(out.session, scope, before, now=out.now)
-        blocks.append(render(ctx, me, street, word, figures, earlier))
+    async with reading(ctx.sessionmaker) as session:
+        for street in scopes:
+            scope = Scope.street(street) if street else Scope.district()
+            figures = await kpi.compute(session, scope, period, now=out.now)
+            earlier = await kpi.rates(session, scope, before, now=out.now)
+            blocks.append(render(ctx, me, street, word, figures, earlier))
     for piece in split_text("\n\n".join(blocks)):
         me.text(piece)
 
