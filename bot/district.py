@@ -88,6 +88,33 @@ _TIMEZONE_REGIONS: dict[str, Region] = {
 
 
 @dataclass(frozen=True)
+class Privacy:
+    """The `[privacy]` table: what the district shows of where residents were, and how long it
+    keeps what no case needs (pruned hourly, bot/housekeeping.py). Defaults in each field."""
+
+    # Keyless Open311 readers get each case's point on a grid this coarse (about a block).
+    open311_location_precision_m: float = 100.0
+    # Photos stored for a draft that never became a case (cancelled, abandoned, refused).
+    keep_unused_photos_days: float = 7.0
+    # Half-finished reports (and other conversation state) untouched this long.
+    keep_abandoned_drafts_days: float = 30.0
+    # Copies of sent (or given-up) messages; a card of an unfinished case is kept.
+    keep_sent_messages_days: float = 30.0
+    # Update ids kept so a redelivered update is not applied twice; Telegram redelivers for
+    # at most 24 hours, so fewer than 1 day is refused.
+    keep_processed_updates_days: float = 7.0
+
+
+PRIVACY_LIMITS: dict[str, tuple[float, float]] = {  # key: (least, most)
+    "open311_location_precision_m": (1.0, 10_000.0),
+    "keep_unused_photos_days": (1.0, 3650.0),
+    "keep_abandoned_drafts_days": (1.0, 3650.0),
+    "keep_sent_messages_days": (1.0, 3650.0),
+    "keep_processed_updates_days": (1.0, 3650.0),
+}
+
+
+@dataclass(frozen=True)
 class StreetOffice:
     """A street office (街道办事处): owns its lanes and triages reports on none of them."""
 
@@ -226,6 +253,7 @@ class District:
     boundary: Geometry  # WGS84 (Multi)Polygon
     # Each street office's administrative area (WGS84), when the boundary file gives them.
     street_areas: dict[str, Geometry] = field(default_factory=dict)
+    privacy: Privacy = field(default_factory=Privacy)
 
     def name(self, obj: Named, lang: str) -> str:
         """`obj`'s name in `lang` ("zh" or "en"; "en-US" etc. count as English).
@@ -412,6 +440,7 @@ class _Loader:
         offices = self._street_offices(top)
         departments = self._departments(top)
         categories = self._categories(top, departments)
+        privacy = self._privacy(top)
 
         lanes_file = str(self.folder / (lanes_name or DEFAULT_LANES_FILE))
         features = self._lanes(lanes_file, offices if self.toml_ok else None)
@@ -453,6 +482,7 @@ class _Loader:
             lanes=lanes,
             boundary=boundary,
             street_areas=street_areas,
+            privacy=privacy,
         )
         return district, self.problems
 
@@ -579,6 +609,23 @@ class _Loader:
         if self.toml_ok and not seen:
             self.problem(self.toml_file, "categories", "no categories ([[categories]])")
         return categories
+
+    def _privacy(self, top: Mapping[str, Any]) -> Privacy:
+        table = top.get("privacy", {})
+        if not isinstance(table, dict):
+            self.problem(self.toml_file, "privacy", "must be a table ([privacy])")
+            return Privacy()
+        e = _Entry(self, table, "privacy")
+        # A misspelt key would silently keep the default period: name it.
+        for key in sorted(set(table) - set(PRIVACY_LIMITS)):
+            e.problem(f"unknown key {key!r} (known: {', '.join(PRIVACY_LIMITS)})")
+        values: dict[str, float] = {}
+        for key, (least, most) in PRIVACY_LIMITS.items():
+            number = e.number(key, default=getattr(Privacy, key), maximum=most)
+            if number < least:
+                e.problem(f"{key} {number:g} is smaller than {least:g}")
+            values[key] = number
+        return Privacy(**values)
 
     # ---- GeoJSON files
 

@@ -275,7 +275,8 @@ class Open311Client(Base):
     """A system that may use the Open311 API with its own key (see bot/open311/keys.py).
 
     The key is `<key_id>.<secret>`: `key_id` finds the row, the secret is kept only as a
-    salted scrypt hash. `can_write` False limits the client to reading.
+    salted scrypt hash. `can_write` False limits the client to reading; `exact_location` lets
+    it read cases' points as stored instead of on the district's grid (migration 0007).
     """
 
     __tablename__ = "open311_clients"
@@ -286,6 +287,7 @@ class Open311Client(Base):
     key_salt: Mapped[str] = mapped_column(String(64))
     key_hash: Mapped[str] = mapped_column(String(200))
     can_write: Mapped[bool] = mapped_column(Boolean, default=True)
+    exact_location: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
 

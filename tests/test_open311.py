@@ -24,10 +24,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from bot import cases
+from bot.district import haversine_m
 from bot.i18n import LOCALES_DIR, plain
 from bot.open311 import make_app
-from bot.open311.keys import add_client, authenticate, revoke
+from bot.open311.keys import add_client, allow_exact_location, authenticate, revoke
+from bot.open311.render import xml_text
 from bot.open311.serve import mount
+from bot.open311.view import Grid
 from storage.models import Base, Case, CaseEvent, Open311Client
 from tests.harness import Harness, grant, plain_text, running_bot
 
@@ -425,7 +428,7 @@ async def test_a_report_becomes_a_case_routed_like_one_from_the_chat(
     assert lane.name_zh in one["address"]
     assert one["requested_datetime"] == "2026-11-23T09:00:00+08:00"
     assert W3C.match(one["expected_datetime"]) and W3C.match(one["updated_datetime"])
-    assert (one["lat"], one["long"]) == pytest.approx((lat, lon))
+    assert (one["lat"], one["long"]) == pytest.approx(Grid(100).snap(lat, lon), abs=1e-6)
     tokens = await both(api, f"tokens/{created['token']}", "tokens", "service_requests")
     assert tokens == [{"service_request_id": number, "token": created["token"]}]
     listed = await both(api, "requests", "service_requests", "service_requests")
@@ -644,6 +647,131 @@ async def test_bad_queries_are_refused_with_a_clear_400(
     api: Api, params: dict[str, str], contains: str
 ) -> None:
     await refused(api, "GET", "requests", 400, contains, params=params)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"start_date": "9999-12-30"},
+        {"end_date": "9999-12-31T23:59:59-23:59"},
+        {"end_date": "0001-01-02"},
+        {"start_date": "1969-12-31T23:59:59Z"},
+        {"start_date": "2100-01-01T00:00:00+00:00"},
+    ],
+)
+async def test_dates_out_of_range_are_a_clear_400_not_a_500(
+    api: Api, params: dict[str, str]
+) -> None:
+    [value] = params.values()
+    text = await refused(api, "GET", "requests", 400, value, params=params)
+    assert "1970-01-01" in text and "2099-12-31" in text
+
+
+async def test_the_first_and_last_dates_taken_answer(api: Api) -> None:
+    for params in ({"start_date": "1970-01-01T00:00:00Z"}, {"end_date": "2099-12-31"}):
+        assert (
+            await both(api, "requests", "service_requests", "service_requests", params=params) == []
+        )
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "echoed"),
+    [
+        ("requests", {"start_date": "2026\x01-11\x1b[31m"}, "2026\\x01-11\\x1b[31m"),
+        ("requests", {"status": "open\x00\x7f"}, "open\\x00\\x7f"),
+        ("requests/CY-\x08\x0c", {}, "CY-\\x08\\x0c"),
+        ("services/a\x0bb", {}, "a\\x0bb"),
+    ],
+)
+async def test_control_characters_echoed_back_are_shown_and_the_xml_parses(
+    api: Api, path: str, params: dict[str, str], echoed: str
+) -> None:
+    """XML 1.0 cannot hold them at all: each is written as its escape, the same in JSON."""
+    status = 404 if path != "requests" else 400
+    text = await refused(api, "GET", path, status, echoed, params=params)
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text)
+
+
+def test_what_xml_cannot_hold_never_reaches_an_answer() -> None:
+    text = xml_text("errors", [{"code": 400, "description": "a\x01b\ufffec\ud800d\te"}])
+    [error] = ET.fromstring(text.encode())
+    assert error.findtext("description") == "a\ufffdb\ufffdc\ufffdd\te"
+
+
+async def test_an_api_key_in_the_url_is_refused_everywhere(
+    h: Harness, api: Api, keys: dict[str, str]
+) -> None:
+    """URLs end up in access logs, proxies and histories: a key goes in the body or a header."""
+    form = report(h, keys["write"])
+    del form["api_key"]
+    leaked = {"api_key": keys["write"]}
+    text = await refused(api, "POST", "requests", 400, "X-API-Key", data=form, params=leaked)
+    assert keys["write"] not in text
+    await refused(api, "GET", "requests", 400, "X-API-Key", params=leaked)
+    await refused(api, "GET", "services", 400, "X-API-Key", params=leaked)
+    assert await h.count(Case) == 0
+    # In the POST body, or in the header: taken.
+    await post(api, report(h, keys["write"]))
+    await post(
+        api,
+        report(h, keys["write"], api_key=None, description="又一处"),
+        headers={"X-API-Key": keys["write"]},
+    )
+    assert await h.count(Case) == 2
+
+
+async def test_keyless_readers_get_each_point_on_the_districts_grid(
+    h: Harness, api: Api, keys: dict[str, str]
+) -> None:
+    """The keyless list published the resident's point to 6 decimals (about 10 cm)."""
+    assert h.district.privacy.open311_location_precision_m == 100
+    _lane, lat, lon = lane_point(h)
+    exact = (lat + 0.000123, lon - 0.000234)  # off any grid node, still on the lane
+    number = (await post(api, report(h, keys["write"], lat=str(exact[0]), long=str(exact[1]))))[
+        "service_request_id"
+    ]
+    [listed] = await both(api, "requests", "service_requests", "service_requests")
+    [one] = await both(api, f"requests/{number}", "service_requests", "service_requests")
+    for shown_point in ((listed["lat"], listed["long"]), (one["lat"], one["long"])):
+        assert shown_point != pytest.approx(exact, abs=1e-6)
+        assert haversine_m(*shown_point, *exact) <= 100 / 2**0.5 + 1
+        assert Grid(100).snap(*shown_point) == pytest.approx(shown_point, abs=1e-6)
+    # A point a few metres away lands on the same node: nothing finer can be worked out.
+    assert Grid(100).snap(exact[0] + 0.00002, exact[1]) == pytest.approx(
+        Grid(100).snap(*exact), abs=1e-9
+    )
+    # A key without the permission reads the grid too; a wrong key is refused, not ignored.
+    [read] = await both(
+        api,
+        f"requests/{number}",
+        "service_requests",
+        "service_requests",
+        headers={"X-API-Key": keys["read"]},
+    )
+    assert (read["lat"], read["long"]) == (one["lat"], one["long"])
+    await refused(api, "GET", "requests", 403, headers={"X-API-Key": keys["read"] + "x"})
+
+    async with h.session() as session, session.begin():
+        await allow_exact_location(session, keys["read"].split(".")[0], True)
+    for path in ("requests", f"requests/{number}"):
+        [precise] = await both(
+            api, path, "service_requests", "service_requests", headers={"X-API-Key": keys["read"]}
+        )
+        assert (precise["lat"], precise["long"]) == pytest.approx(exact, abs=1e-6)
+
+
+async def test_the_grid_is_the_districts_setting(
+    h: Harness, api: Api, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    coarse = replace(h.district.privacy, open311_location_precision_m=1000.0)
+    monkeypatch.setattr(h.ctx, "district", replace(h.district, privacy=coarse))
+    _lane, lat, lon = lane_point(h)
+    await post(api, report(h, keys["write"]))
+    [one] = await both(api, "requests", "service_requests", "service_requests")
+    assert (one["lat"], one["long"]) == pytest.approx(Grid(1000).snap(lat, lon), abs=1e-6)
+    assert (one["lat"], one["long"]) != pytest.approx(Grid(100).snap(lat, lon), abs=1e-6)
 
 
 async def test_unknown_request_and_token_are_404(api: Api) -> None:

@@ -47,6 +47,37 @@ async def test_keys_add_list_revoke(database_url: str, tmp_path: Path) -> None:
     assert code == 2 and "name" in err
 
 
+async def test_a_key_is_allowed_exact_locations_and_loses_them_again(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = env_for(database_url, tmp_path)
+    code, out, err = await run_cli("open311", "keys", "add", "--name", "city GIS", env=env)
+    assert code == 0, err
+    key_id = out.split("key id ", 1)[1].split()[0]
+
+    async def exact() -> dict[str, bool]:
+        code, out, err = await run_cli("open311", "keys", "list", "--json", env=env)
+        assert code == 0, err
+        return {r["name"]: r["exact_location"] for r in json.loads(out)}
+
+    assert await exact() == {"city GIS": False}  # keyless readers' grid, by default
+    code, out, err = await run_cli("open311", "keys", "exact-location", key_id, env=env)
+    assert code == 0 and "exactly" in out, err
+    assert await exact() == {"city GIS": True}
+    code, out, _err = await run_cli("open311", "keys", "list", env=env)
+    assert f"{key_id}  read+write  active" in out and "exact" in out
+    code, out, err = await run_cli("open311", "keys", "exact-location", key_id, "--off", env=env)
+    assert code == 0 and "grid" in out, err
+    assert await exact() == {"city GIS": False}
+    code, out, err = await run_cli(
+        "open311", "keys", "add", "--name", "12345", "--exact-location", env=env
+    )
+    assert code == 0 and "exact locations" in out, err
+    assert await exact() == {"city GIS": False, "12345": True}
+    code, _out, err = await run_cli("open311", "keys", "exact-location", "nope", env=env)
+    assert code == 1 and "no key nope" in err
+
+
 async def test_the_api_on_its_own_dispatches_a_case_to_the_chief(
     database_url: str, tmp_path: Path
 ) -> None:

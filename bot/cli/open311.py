@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add = keys_sub.add_parser("add", help="a new client; its key is printed this once")
     add.add_argument("--name", required=True, help="who the key is for, e.g. 12345-hotline")
     add.add_argument("--read-only", action="store_true", help="the key may not report")
+    add.add_argument(
+        "--exact-location",
+        action="store_true",
+        help="the key reads cases' points as stored (others: on the district's grid)",
+    )
     add.set_defaults(func=_add)
 
     listing = keys_sub.add_parser("list", help="every client (never the keys)")
@@ -36,6 +41,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     revoke = keys_sub.add_parser("revoke", help="stop a key from working")
     revoke.add_argument("key_id", help="the part of the key before the dot (see keys list)")
     revoke.set_defaults(func=_revoke)
+
+    exact = keys_sub.add_parser(
+        "exact-location",
+        help="let a key read cases' points as stored, not on the district's grid",
+    )
+    exact.add_argument("key_id", help="the part of the key before the dot (see keys list)")
+    exact.add_argument("--off", action="store_true", help="take the permission back")
+    exact.set_defaults(func=_exact_location)
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -77,7 +90,11 @@ async def _add(args: argparse.Namespace) -> int:
         async with make_sessionmaker(engine)() as session, session.begin():
             try:
                 client, key = await add_client(
-                    session, args.name, can_write=not args.read_only, now=SystemClock().now()
+                    session,
+                    args.name,
+                    can_write=not args.read_only,
+                    now=SystemClock().now(),
+                    exact_location=args.exact_location,
                 )
             except ValueError as exc:
                 print(str(exc), file=sys.stderr)
@@ -85,6 +102,8 @@ async def _add(args: argparse.Namespace) -> int:
     finally:
         await engine.dispose()
     access = "read only" if args.read_only else "read and report"
+    if args.exact_location:
+        access += ", exact locations"
     print(f"client {client.name} ({access}), key id {client.key_id}")
     print(f"API key (shown only now; keep it secret): {key}")
     return 0
@@ -103,6 +122,7 @@ async def _list(args: argparse.Namespace) -> int:
                     "key_id": c.key_id,
                     "name": c.name,
                     "can_write": c.can_write,
+                    "exact_location": c.exact_location,
                     "created_at": c.created_at.astimezone(settings.tz).isoformat(),
                     "revoked_at": (
                         c.revoked_at.astimezone(settings.tz).isoformat() if c.revoked_at else None
@@ -117,8 +137,9 @@ async def _list(args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         access = "read+write" if row["can_write"] else "read only"
+        place = "exact" if row["exact_location"] else "grid"
         state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
-        print(f"{row['key_id']}  {access:10}  {state:32}  {row['name']}")
+        print(f"{row['key_id']}  {access:10}  {state:32}  {place:5}  {row['name']}")
     return 0
 
 
@@ -138,4 +159,23 @@ async def _revoke(args: argparse.Namespace) -> int:
         print(f"no key {args.key_id}", file=sys.stderr)
         return 1
     print(f"key {client.key_id} of {client.name} is revoked")
+    return 0
+
+
+async def _exact_location(args: argparse.Namespace) -> int:
+    from bot.open311.keys import allow_exact_location
+    from storage.db import make_engine, make_sessionmaker
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            client = await allow_exact_location(session, args.key_id.strip(), not args.off)
+    finally:
+        await engine.dispose()
+    if client is None:
+        print(f"no key {args.key_id}", file=sys.stderr)
+        return 1
+    reads = "on the district's grid" if args.off else "exactly"
+    print(f"key {client.key_id} of {client.name} reads cases' points {reads}")
     return 0

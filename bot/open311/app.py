@@ -10,7 +10,11 @@
     GET  tokens/{token}.{json|xml}         the case a POST's token stands for
 
 Reading needs no key (the spec's GET calls take none); nothing read names or describes a
-resident. Texts are in the `locale` parameter's language or Accept-Language's, else Chinese.
+resident, and a case's point is published snapped to the district's grid (about 100 m), as
+stored only to a client whose key may see exact locations (sent in the X-API-Key header). A
+key goes in the POST body or that header, never in the URL: a URL is written into access logs
+and histories, and a call with `api_key` in its query string is refused. Texts are in the
+`locale` parameter's language or Accept-Language's, else Chinese.
 """
 
 from __future__ import annotations
@@ -22,16 +26,17 @@ from aiohttp import web
 
 from bot.context import AppContext
 from bot.i18n import plain
-from bot.open311.errors import Open311Error, forbidden, not_found
+from bot.open311.errors import Open311Error, bad_request, forbidden, not_found
 from bot.open311.keys import authenticate
 from bot.open311.params import language, w3c
 from bot.open311.queries import RequestQuery, find_requests, request_query
-from bot.open311.render import Value, format_of, respond
+from bot.open311.render import Value, format_of, respond, shown
 from bot.open311.services import definition, service
 from bot.open311.submission import read_submission
 from bot.open311.submit import TOKEN_PREFIX, is_token, submit
-from bot.open311.view import service_request
+from bot.open311.view import Grid, service_request
 from storage.cases import case_by_idempotency_key
+from storage.models import Open311Client
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -52,6 +57,8 @@ SOURCE_KEY: web.AppKey[ContextSource] = web.AppKey("open311_ctx", ContextSource)
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 FMT = "{fmt:json|xml}"
 MAX_BODY = 64 * 1024
+API_KEY = "api_key"
+API_KEY_HEADER = "X-API-Key"
 
 
 def _ctx(request: web.Request) -> AppContext:
@@ -111,13 +118,10 @@ async def create_request(request: web.Request) -> web.Response:
     form = await request.post()
     params = {k: v for k, v in request.query.items()}
     params |= {k: v for k, v in form.items() if isinstance(v, str)}
-    api_key = params.get("api_key", "").strip()
+    api_key = params.pop(API_KEY, "").strip() or request.headers.get(API_KEY_HEADER, "").strip()
     if not api_key:
         raise forbidden("api_key_missing")
-    async with ctx.sessionmaker() as session:
-        client = await authenticate(session, api_key)
-    if client is None:
-        raise forbidden("api_key_invalid")
+    client = await _client(ctx, api_key)
     if not client.can_write:
         raise forbidden("api_key_read_only")
     sub = read_submission(params, ctx.district, ctx.locator)
@@ -130,13 +134,35 @@ async def create_request(request: web.Request) -> web.Response:
     )
 
 
+async def _client(ctx: AppContext, api_key: str) -> Open311Client:
+    """The client whose key this is; a wrong or revoked key is refused (403)."""
+    async with ctx.sessionmaker() as session:
+        client = await authenticate(session, api_key)
+    if client is None:
+        raise forbidden("api_key_invalid")
+    return client
+
+
+async def _grid(request: web.Request, ctx: AppContext) -> Grid | None:
+    """How points are published to this reader: on the district's grid, or exactly (None) to
+    a client allowed it. A key that is sent must be right, so a client never mistakes
+    snapped points for exact ones."""
+    api_key = request.headers.get(API_KEY_HEADER, "").strip()
+    if api_key and (await _client(ctx, api_key)).exact_location:
+        return None
+    return Grid(ctx.district.privacy.open311_location_precision_m)
+
+
 async def list_requests(request: web.Request) -> web.Response:
     ctx, lang = _ctx(request), language(request)
     query = request_query(request.query, now=ctx.clock.now(), tz=ctx.settings.tz)
+    grid = await _grid(request, ctx)
     async with ctx.sessionmaker() as session:
         found = await find_requests(session, query)
         body: list[Value] = [
-            service_request(ctx.district, case, lang, ctx.settings.tz, original=original or None)
+            service_request(
+                ctx.district, case, lang, ctx.settings.tz, grid, original=original or None
+            )
             for case, original in found
         ]
     return respond(request.match_info["fmt"], "service_requests", body)
@@ -145,13 +171,16 @@ async def list_requests(request: web.Request) -> web.Response:
 async def one_request(request: web.Request) -> web.Response:
     ctx, lang = _ctx(request), language(request)
     number = request.match_info["id"]
+    grid = await _grid(request, ctx)
     async with ctx.sessionmaker() as session:
         found = await find_requests(session, RequestQuery(numbers=(number,)))
         if not found:
             raise not_found("unknown_request", id=number[:40])
         case, original = found[0]
         body: list[Value] = [
-            service_request(ctx.district, case, lang, ctx.settings.tz, original=original or None)
+            service_request(
+                ctx.district, case, lang, ctx.settings.tz, grid, original=original or None
+            )
         ]
     return respond(request.match_info["fmt"], "service_requests", body)
 
@@ -180,8 +209,17 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         status, key, params = 413, "open311.error.too_large", {}
     lang = language(request)
     values = {k: v(lang) if callable(v) else v for k, v in params.items()}
+    values = {k: shown(v) if isinstance(v, str) else v for k, v in values.items()}
     body: list[Value] = [{"code": status, "description": plain(lang, key, **values)}]
     return respond(format_of(request.path), "errors", body, status=status)
+
+
+@web.middleware
+async def _no_key_in_url(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A key in the URL is refused before anything else: it is already in some log."""
+    if API_KEY in request.query:
+        raise bad_request("api_key_in_url", header=API_KEY_HEADER)
+    return await handler(request)
 
 
 async def no_such_path(request: web.Request) -> web.Response:
@@ -190,7 +228,7 @@ async def no_such_path(request: web.Request) -> web.Response:
 
 def make_app(ctx: AppContext | ContextSource) -> web.Application:
     """The API for one running bot: cases are created and announced through `ctx`."""
-    app = web.Application(middlewares=[_errors])
+    app = web.Application(middlewares=[_errors, _no_key_in_url])
     app[SOURCE_KEY] = ctx if isinstance(ctx, ContextSource) else ContextSource(ctx)
     app.router.add_get(f"/discovery.{FMT}", discovery)
     app.router.add_get(f"/services.{FMT}", services)

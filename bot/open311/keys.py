@@ -39,7 +39,12 @@ def _matches(secret: str, salt_hex: str, stored: str) -> bool:
 
 
 async def add_client(
-    session: AsyncSession, name: str, *, can_write: bool, now: datetime
+    session: AsyncSession,
+    name: str,
+    *,
+    can_write: bool,
+    now: datetime,
+    exact_location: bool = False,
 ) -> tuple[Open311Client, str]:
     """A new client and its key; the key is returned this once and never again."""
     name = name.strip()
@@ -54,6 +59,7 @@ async def add_client(
         key_salt=salt.hex(),
         key_hash=await asyncio.to_thread(_hash, secret, salt),
         can_write=can_write,
+        exact_location=exact_location,
         created_at=now,
     )
     session.add(client)
@@ -70,6 +76,20 @@ async def revoke(session: AsyncSession, key_id: str, now: datetime) -> Open311Cl
     client = await session.scalar(select(Open311Client).where(Open311Client.key_id == key_id))
     if client is not None and client.revoked_at is None:
         client.revoked_at = now
+    return client
+
+
+async def allow_exact_location(
+    session: AsyncSession, key_id: str, allowed: bool
+) -> Open311Client | None:
+    """Let a client read cases' points as stored (or no longer); None if there is no such key.
+
+    Meant for the district's own systems (the 12345 work-order system, its GIS): a point is
+    often a resident's doorstep, and everyone else reads it on the district's grid.
+    """
+    client = await session.scalar(select(Open311Client).where(Open311Client.key_id == key_id))
+    if client is not None:
+        client.exact_location = allowed
     return client
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -11,6 +11,10 @@ from aiohttp import web
 from bot.open311.errors import bad_request
 
 DEFAULT_LANGUAGE = "zh"
+# Dates outside these are a mistake or a probe: no case is that old or new, and the 90-day
+# window around year 9999 (or year 1) does not fit in a datetime.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def language(request: web.Request) -> str:
@@ -53,7 +57,10 @@ def w3c_datetime(name: str, value: str, tz: ZoneInfo) -> datetime:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise bad_request("bad_date", name=name, value=value[:40]) from None
-    return parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
+    when = parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
+    if not EARLIEST <= when < LATEST:
+        raise bad_request("date_out_of_range", name=name, value=value[:40])
+    return when
 
 
 def w3c(when: datetime, tz: ZoneInfo) -> str:

@@ -4,11 +4,16 @@ A body is plain data: a list (the spec's collections: services, service_requests
 a dict (discovery, service_definition). In XML a list's items are named after their list
 (`services` holds `service` elements, `values` holds `value` …), booleans are `true`/`false`,
 and fields that are None are left out, as they are in JSON.
+
+XML 1.0 cannot hold most control characters, not even escaped: `shown` writes those of a value
+echoed back (in an error) as `\x01`, in both formats alike, and the XML writer replaces any that
+are left with U+FFFD, so that every answer parses.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import TypeAlias
 from xml.etree import ElementTree as ET
 
@@ -27,6 +32,15 @@ ITEM_NAMES = {
     "attributes": "attribute",
     "values": "value",
 }
+# What XML 1.0 allows: tab, newline, carriage return and the rest of Unicode above U+001F,
+# without surrogates and the non-characters U+FFFE and U+FFFF.
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_UNSEEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def shown(value: str) -> str:
+    """A value to echo back: control characters (and what XML cannot hold) as `\\x01`."""
+    return _UNSEEN.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), value)
 
 
 def respond(fmt: str, root: str, body: Value, *, status: int = 200) -> web.Response:
@@ -59,7 +73,7 @@ def _fill(element: ET.Element, name: str, value: Value) -> None:
     elif isinstance(value, bool):
         element.text = "true" if value else "false"
     elif value is not None:
-        element.text = str(value)
+        element.text = _NOT_XML.sub("\ufffd", str(value))
 
 
 def _pruned(value: Value) -> Value:

@@ -3,7 +3,9 @@
 Left out on purpose: the reporter, the description and the address the reporter typed (both
 often hold names, phone and flat numbers: the CSV export leaves them out for the same reason)
 and photos (not served). `address` is the lane and street office the case is on, from the
-district data, and `address_id` the lane's id.
+district data, and `address_id` the lane's id. `lat`/`long` are where the resident stood (or
+their photo's GPS, often taken from a window at home): published on a grid of the district's
+`open311_location_precision_m` (100 m), exact only to a client allowed it.
 
 Status: the spec knows only `open` and `closed`. A case is open while it waits for someone to
 act (submitted, triage, dispatched, accepted, whistled) and closed once it is fixed (resolved,
@@ -13,10 +15,12 @@ rejected, withdrawn, a duplicate). `status_notes` says the finer state in words.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from bot import cases
-from bot.district import District
+from bot.district import EARTH_RADIUS_M, District
 from bot.i18n import plain
 from bot.open311.params import w3c
 from bot.open311.render import Value
@@ -28,6 +32,28 @@ CLOSED = "closed"
 OPEN_STATES = frozenset(
     {cases.SUBMITTED, cases.TRIAGE, cases.DISPATCHED, cases.ACCEPTED, cases.WHISTLED}
 )
+_METRES_PER_DEGREE = EARTH_RADIUS_M * math.pi / 180.0
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Points snapped to the nearest node of a grid `metres` apart, the same for everyone.
+
+    Rows are `metres` of latitude apart; along a row, nodes are `metres` apart at the row's
+    latitude. The grid depends on nothing but `metres`, so a point always lands on the same
+    node: many reports from one doorstep all show that node, and averaging them gives nothing
+    finer.
+    """
+
+    metres: float
+
+    def snap(self, lat: float, lon: float) -> tuple[float, float]:
+        step = self.metres / _METRES_PER_DEGREE
+        row = round(lat / step) * step
+        across = math.cos(math.radians(row))
+        if across < 1e-9:  # a pole: one node
+            return row, 0.0
+        return row, round(lon / (step / across)) * (step / across)
 
 
 def status(case: Case) -> str:
@@ -63,12 +89,27 @@ def address(district: District, case: Case, lang: str) -> str | None:
     return plain(lang, "open311.address", places=" ".join(parts)) if parts else None
 
 
+def point(case: Case, grid: Grid | None) -> tuple[float | None, float | None]:
+    """The case's point as published: snapped to `grid`, or as stored (grid None)."""
+    if case.lat is None or case.lon is None:
+        return None, None
+    lat, lon = (case.lat, case.lon) if grid is None else grid.snap(case.lat, case.lon)
+    return round(lat, 6), round(lon, 6)
+
+
 def service_request(
-    district: District, case: Case, lang: str, tz: ZoneInfo, *, original: str | None = None
+    district: District,
+    case: Case,
+    lang: str,
+    tz: ZoneInfo,
+    grid: Grid | None,
+    *,
+    original: str | None = None,
 ) -> dict[str, Value]:
     """One entry of GET requests; `original` is the case number a duplicate joined."""
     category = district.categories.get(case.category_id or "")
     is_open = status(case) == OPEN
+    lat, lon = point(case, grid)
     return {
         "service_request_id": case.number,
         "status": status(case),
@@ -86,6 +127,6 @@ def service_request(
         "expected_datetime": w3c(case.resolve_due_at, tz) if case.resolve_due_at else None,
         "address": address(district, case, lang),
         "address_id": case.lane_id if case.lane_id in district.lanes else None,
-        "lat": round(case.lat, 6) if case.lat is not None else None,
-        "long": round(case.lon, 6) if case.lon is not None else None,
+        "lat": lat,
+        "long": lon,
     }
