@@ -9,7 +9,9 @@ What is done, in one transaction:
   so the district's work and its KPIs are unchanged; the resident no longer hears of those
   cases and cannot rate them (they close unrated);
 - the copies of messages sent to them (the outbox) are deleted, as they say which cases they
-  followed; messages still waiting to be sent lose their case link.
+  followed; messages still waiting to be sent lose their case link;
+- the classifier's training labels of their cases are deleted: each holds a copy of their
+  words, outside the case (bot/labels.py).
 The person row itself stays, with the Telegram id only: it is how the bot answers them, and it
 keeps a ban a ban. People with a role act for the district and are not forgotten from the chat.
 """
@@ -21,6 +23,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.labels import forget_labels
 from storage.models import Case, CaseEvent, OutboxMessage, Person
 
 
@@ -38,6 +41,7 @@ async def forget(session: AsyncSession, person: Person, now: datetime) -> int:
     """Anonymise a resident as described above; returns how many cases were unlinked."""
     if person.roles:
         raise ValueError("a person with a role is not forgotten from the chat")
+    await forget_labels(session, person.id)  # while their cases still name them
     unlinked = await session.execute(
         update(Case)
         .where(Case.reporter_id == person.id)

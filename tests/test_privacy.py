@@ -9,6 +9,7 @@ stored or sent on. A resident may ask to be forgotten: the cases stay, unlinked 
 from __future__ import annotations
 
 import io
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,11 +18,13 @@ from PIL import Image
 from sqlalchemy import select
 
 from bot.digest import build_digest
+from bot.district import Privacy, check_district, load_district
 from bot.export import export_csv
 from bot.i18n import t
+from bot.labels import labels_csv
 from bot.sandbox.emulator import Persona
 from bot.sandbox.emulator_models import SentMessage
-from storage.models import Case, CaseEvent, OutboxMessage, Person, Photo
+from storage.models import Case, CaseEvent, CategoryLabel, OutboxMessage, Person, Photo
 from tests.harness import Harness, gps_exif, jpeg, plain_text, running_bot
 from tests.test_handling_loop import PILED_UP, cast, first_lane, has_button, resolve, state_of
 
@@ -255,3 +258,80 @@ async def test_forget_unlinks_the_resident_from_their_cases_which_stay(h: Harnes
     # Staff act for the district: they cannot forget themselves from the chat.
     await chief.send_command("/forget")
     await chief.expect(contains=t("zh", "forget.staff"))
+
+
+async def test_forget_removes_the_residents_words_kept_as_classifier_labels(h: Harness) -> None:
+    """A triage label copies the case's description: /forget left those copies behind."""
+    await cast(h)
+    resident = await named_resident(h)
+    case = await report_with_camera_photo(h, resident, "楼下堆物，我家电话 13912345678")
+    others = h.emulator.user(7654322, first_name="邻居", language_code="zh-hans")
+    await others.send_command("/start")
+    await others.expect(contains="随拍即办")
+    other_case = await report_with_camera_photo(h, others, "别人的描述", lane=3, color=(1, 2, 3))
+    async with h.session() as session, session.begin():
+        supervisor = await session.scalar(
+            select(Person).where(Person.telegram_id != RESIDENT_ID, Person.roles.any())
+        )
+        assert supervisor is not None
+        for labelled in (case, other_case):  # as the triage button does (bot/cases.categorise)
+            session.add(
+                CategoryLabel(
+                    case_id=labelled.id,
+                    text=labelled.description,
+                    category_id="duiwuduiliao",
+                    source="triage",
+                    labelled_by=supervisor.id,
+                    created_at=h.clock.now(),
+                )
+            )
+    async with h.session() as session:
+        before, rows = await labels_csv(session)
+    assert rows == 2 and PHONE in before
+
+    await resident.send_command("/forget")
+    await resident.expect(contains=plain_text("zh", "forget.confirm", cases=1, open=1))
+    await resident.press(t("zh", "forget.button_yes"))
+    await resident.expect(contains=plain_text("zh", "forget.done", cases=1))
+
+    async with h.session() as session:
+        after, rows = await labels_csv(session)
+        kept = (await session.scalars(select(CategoryLabel))).all()
+        [still] = (await session.scalars(select(Case).where(Case.id == case.id))).all()
+    assert rows == 1 and PHONE not in after and "别人的描述" in after
+    assert [label.case_id for label in kept] == [other_case.id]
+    assert still.description == case.description  # the case itself stays, as before
+
+
+def test_the_privacy_settings_are_the_districts_and_checked(tmp_path: Path) -> None:
+    from bot.config import SAMPLE_DISTRICT_DIR
+
+    sample = load_district(SAMPLE_DISTRICT_DIR).privacy
+    assert sample == Privacy()  # the sample states the defaults
+    assert (sample.open311_location_precision_m, sample.keep_unused_photos_days) == (100, 7)
+    folder = tmp_path / "district"
+    shutil.copytree(SAMPLE_DISTRICT_DIR, folder)
+    toml = folder / "district.toml"
+    head, _, _ = toml.read_text(encoding="utf-8").partition("[privacy]")
+
+    toml.write_text(head, encoding="utf-8")
+    assert load_district(folder).privacy == Privacy()  # left out: the defaults
+    toml.write_text(
+        head + "[privacy]\nopen311_location_precision_m = 250\nkeep_sent_messages_days = 90\n",
+        encoding="utf-8",
+    )
+    assert load_district(folder).privacy == Privacy(
+        open311_location_precision_m=250.0, keep_sent_messages_days=90.0
+    )
+    toml.write_text(
+        head
+        + "[privacy]\nkeep_processed_updates_days = 0.5\nkeep_unused_photo_days = 1\n"
+        + "open311_location_precision_m = -5\nkeep_abandoned_drafts_days = 'a month'\n",
+        encoding="utf-8",
+    )
+    problems = [f"{p.where}: {p.message}" for p in check_district(folder)]
+    assert len(problems) == 4, problems
+    assert any("keep_processed_updates_days 0.5 is smaller than 1" in p for p in problems)
+    assert any("unknown key 'keep_unused_photo_days'" in p for p in problems)
+    assert any("open311_location_precision_m must be positive" in p for p in problems)
+    assert any("keep_abandoned_drafts_days must be a number" in p for p in problems)
