@@ -24,9 +24,11 @@ from bot.sandbox.cast import cast_for, enter, load_cast
 from bot.sandbox.chatview import ChatFeed, history, reply_keyboard
 from bot.sandbox.emulator import TelegramEmulator
 from bot.sandbox.emulator_http import Params
-from bot.sandbox.web import PAGE_TEXTS, STATIC_DIR, Sandbox, make_app
+from bot.sandbox.web import PAGE_HEADER, PAGE_TEXTS, STATIC_DIR, Sandbox, make_app
 from storage.models import Role
 from tests.harness import Harness, jpeg, running_bot
+
+AS_PAGE = {PAGE_HEADER: "1"}  # what the page's own requests carry
 
 
 @dataclass
@@ -36,7 +38,9 @@ class Web:
     sandbox: Sandbox
 
     async def post(self, persona: str, action: str, **body: Any) -> aiohttp.ClientResponse:
-        return await self.client.post(f"/api/personas/{persona}/{action}", json=body)
+        return await self.client.post(
+            f"/api/personas/{persona}/{action}", json=body, headers=AS_PAGE
+        )
 
 
 @pytest.fixture
@@ -158,7 +162,8 @@ async def test_a_whole_report_through_the_api_arrives_live(web: Web) -> None:
     form = aiohttp.FormData()
     form.add_field("photo", jpeg(), filename="pothole.jpg", content_type="image/jpeg")
     form.add_field("caption", "楼道口堆放杂物，影响通行")
-    assert (await web.client.post("/api/personas/resident_zh/photo", data=form)).status == 200
+    sent = await web.client.post("/api/personas/resident_zh/photo", data=form, headers=AS_PAGE)
+    assert sent.status == 200
     mine = await next_item(socket, lambda i: (i.get("message") or {}).get("from") == "user")
     assert mine["message"]["text"] == "楼道口堆放杂物，影响通行"
     photo = mine["message"]["photo"]
@@ -210,18 +215,74 @@ async def test_the_page_cannot_press_what_the_chat_does_not_show(web: Web) -> No
     cases = [
         (await web.post("nobody", "text", text="hi"), 404),
         (await web.post("resident_en", "text", text="   "), 400),
-        (await web.client.post("/api/personas/resident_en/text", data=b"{"), 400),
+        (await web.client.post("/api/personas/resident_en/text", data=b"{", headers=AS_PAGE), 400),
         (await web.post("resident_en", "location", latitude=91, longitude=116), 400),
         (await web.post("resident_en", "location", latitude="39.9", longitude=116), 400),
         (await web.post("resident_en", "callback", message_id=999, data="x"), 409),
         (await web.post("resident_en", "callback", message_id=greeting.message_id, data="x"), 409),
         (await web.post("resident_en", "reply", text="no such button"), 409),
-        (await web.client.post("/api/personas/resident_en/photo", data={"caption": "x"}), 400),
+        (
+            await web.client.post(
+                "/api/personas/resident_en/photo", data={"caption": "x"}, headers=AS_PAGE
+            ),
+            400,
+        ),
         (await web.client.get("/api/files/AgACnothing"), 404),
     ]
     for response, status in cases:
         assert response.status == status, await response.text()
         assert "error" in await response.json()
+
+
+async def test_another_site_cannot_act_or_listen_through_a_visitors_browser(web: Web) -> None:
+    """What a page elsewhere can make a browser send: a form or a `text/plain` fetch (no
+    preflight), with its own Origin; or, its name pointed at 127.0.0.1, its own Host."""
+    own_host = f"{web.client.host}:{web.client.port}"
+    as_json = '{"text": "/start", "x": "="}'  # what an enctype=text/plain form posts
+
+    def form() -> aiohttp.FormData:  # what an enctype=multipart/form-data form posts
+        photo = aiohttp.FormData()
+        photo.add_field("photo", jpeg(), filename="x.jpg", content_type="image/jpeg")
+        return photo
+
+    forged: list[tuple[str, Callable[[], Any], dict[str, str]]] = [
+        ("text", lambda: as_json, {"Content-Type": "text/plain", "Origin": "http://evil.example"}),
+        ("text", lambda: as_json, {"Content-Type": "text/plain"}),  # a browser sending no Origin
+        ("text", lambda: as_json, {**AS_PAGE, "Origin": "null"}),  # from a sandboxed frame
+        ("photo", form, {"Origin": "http://evil.example"}),
+        ("photo", form, {}),
+        (
+            "text",
+            lambda: as_json,
+            {**AS_PAGE, "Origin": "http://evil.example", "Host": "evil.example"},
+        ),
+    ]
+    for action, body, headers in forged:
+        response = await web.client.post(
+            f"/api/personas/resident_zh/{action}", data=body(), headers=headers
+        )
+        assert response.status == 403, (headers, await response.text())
+        assert "error" in await response.json()
+    rebound = await web.client.get(
+        "/api/personas/resident_zh/messages", headers={"Host": "evil.example"}
+    )
+    assert rebound.status == 403
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await web.client.ws_connect("/api/live", origin="http://evil.example")
+    assert refused.value.status == 403
+    # Nothing reached the chat: an accepted message is in it before the bot even polls.
+    assert history(web.sandbox.personas["resident_zh"].chat) == []
+
+    # The page itself, from its own origin, may.
+    here = f"http://{own_host}"
+    mine = {**AS_PAGE, "Origin": here, "Host": own_host}
+    sent = await web.client.post(
+        "/api/personas/resident_zh/text", json={"text": "/start"}, headers=mine
+    )
+    assert sent.status == 200, await sent.text()
+    socket = await web.client.ws_connect("/api/live", origin=here)
+    await socket.close()
+    assert [m["text"] for m in history(web.sandbox.personas["resident_zh"].chat)][:1] == ["/start"]
 
 
 # --- how chats are read --------------------------------------------------------------------------

@@ -15,21 +15,26 @@ act; what the bot sends is read from the emulator's records and pushed over a We
     GET  /api/files/{file_id}               bytes of a photo or file in any chat
     GET  /api/district                      lanes and street office areas as GeoJSON geometry
     GET  /api/live                          WebSocket: histories, then every change
+
+Only this page may act (`_this_page_only`): every POST carries the X-Sandbox-Page header and
+no other site's Origin, and the live socket no other site's Origin; any request naming a host
+other than an IP address, localhost or the --host name is refused (DNS rebinding).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType, hdrs, web
 from shapely.geometry import mapping
 
 from bot.district import District
@@ -74,6 +79,9 @@ _CSP = (
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 _dumps = partial(json.dumps, ensure_ascii=False)
+# A page elsewhere cannot send this header: the browser asks first (CORS preflight) and this
+# server never says yes. So a POST carrying it comes from this page, or from no browser at all.
+PAGE_HEADER = "X-Sandbox-Page"
 
 
 @dataclass
@@ -97,6 +105,7 @@ class _Sockets:
 
 
 _SOCKETS_KEY: web.AppKey[_Sockets] = web.AppKey("sockets", _Sockets)
+_HOSTS_KEY: web.AppKey[frozenset[str]] = web.AppKey("hosts", frozenset)
 
 
 class Refused(Exception):
@@ -376,9 +385,53 @@ async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse
     return response
 
 
-def make_app(sandbox: Sandbox) -> web.Application:
-    app = web.Application(client_max_size=MAX_PHOTO_UPLOAD + 64 * 1024, middlewares=[_headers])
+def _known_host(request: web.Request) -> bool:
+    """Addressed by IP, as localhost or by the name it was started on: a page whose own name
+    was pointed at this machine (DNS rebinding) would be same-origin, and names itself."""
+    try:
+        name = (request.url.raw_host or "").lower()
+    except ValueError:
+        return False
+    if name == "localhost" or name.endswith(".localhost") or name in request.app[_HOSTS_KEY]:
+        return True
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _same_origin(request: web.Request) -> bool:
+    """No Origin (not a browser, or one that sends none to the same site) or this server's."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    return origin is None or origin.partition("://")[2].lower() == request.host.lower()
+
+
+@web.middleware
+async def _this_page_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse what another site's page could make a visitor's browser send here.
+
+    Browsers send a form or a `text/plain` fetch to any address, this one included.
+    """
+    if not _known_host(request):
+        raise Refused(403, "open the sandbox by IP address or as localhost")
+    acting = request.method not in (hdrs.METH_GET, hdrs.METH_HEAD, hdrs.METH_OPTIONS)
+    if not request.path.startswith("/api/") or not (acting or request.path == "/api/live"):
+        return await handler(request)
+    if not _same_origin(request):
+        raise Refused(403, "requests from another site are refused")
+    if acting and request.headers.get(PAGE_HEADER) != "1":
+        raise Refused(403, f"only the sandbox page may act (the {PAGE_HEADER} header)")
+    return await handler(request)
+
+
+def make_app(sandbox: Sandbox, *, hosts: Iterable[str] = ()) -> web.Application:
+    """The page and its API; `hosts`: names it is served under besides IPs and localhost."""
+    app = web.Application(
+        client_max_size=MAX_PHOTO_UPLOAD + 64 * 1024, middlewares=[_headers, _this_page_only]
+    )
     app[SANDBOX_KEY] = sandbox
+    app[_HOSTS_KEY] = frozenset(h.lower() for h in hosts)
     app[_SOCKETS_KEY] = _Sockets()
     app.on_shutdown.append(_close_sockets)
     app.router.add_get("/", index)

@@ -33,7 +33,8 @@ async function post(path, body) {
   const isForm = body instanceof FormData;
   const response = await fetch(`/api/personas/${encodeURIComponent(state.active)}/${path}`, {
     method: "POST",
-    headers: isForm ? {} : { "Content-Type": "application/json" },
+    // The server acts only on requests with this header, which no other site's page can send.
+    headers: { "X-Sandbox-Page": "1", ...(isForm ? {} : { "Content-Type": "application/json" }) },
     body: isForm ? body : JSON.stringify(body),
   });
   if (!response.ok) {
