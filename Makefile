@@ -18,7 +18,9 @@ catalogs: $(STAMP)
 migrate: $(STAMP) catalogs
 	$(BIN)/python -m bot migrate
 
-run: migrate
+# No `migrate` first: `bot run` migrates DATABASE_URL itself before it connects to Telegram,
+# and without BOT_TOKEN starts the sandbox on its own data, leaving a district's database alone.
+run: $(STAMP) catalogs
 	$(BIN)/python -m bot run
 
 lint: $(STAMP)

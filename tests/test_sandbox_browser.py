@@ -163,7 +163,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     with log.open("w") as errors:
         process = subprocess.Popen(
             [sys.executable, "-m", "bot", "sandbox", "--port", "0"],
-            cwd=ROOT,
+            cwd=folder,  # the sandbox's own data is data/sandbox/ here, fresh
             env=env,
             stdout=subprocess.PIPE,
             stderr=errors,

@@ -24,6 +24,7 @@ from bot.sandbox.cast import cast_for, enter, load_cast
 from bot.sandbox.chatview import ChatFeed, history, reply_keyboard
 from bot.sandbox.emulator import TelegramEmulator
 from bot.sandbox.emulator_http import Params
+from bot.sandbox.run import own_data, reset
 from bot.sandbox.web import PAGE_HEADER, PAGE_TEXTS, STATIC_DIR, Sandbox, make_app
 from storage.models import Role
 from tests.harness import Harness, jpeg, running_bot
@@ -350,6 +351,27 @@ def test_sandbox_command_and_its_port_setting() -> None:
         Settings(_env_file=None, sandbox_port=70000)
 
 
+def test_the_sandbox_has_its_own_data_and_forgets_only_that(tmp_path: Path) -> None:
+    district = Settings(
+        _env_file=None,
+        bot_token="123456789:AAreal",
+        database_url="postgresql+asyncpg://suipai@db.example/district",
+        media_dir=tmp_path / "district-media",
+        redis_url="redis://redis.example/0",
+    )
+    own = own_data(district, tmp_path / "sandbox")
+    assert own.database_url == f"sqlite+aiosqlite:///{tmp_path / 'sandbox' / 'suipai.db'}"
+    assert (own.media_dir, own.redis_url, own.bot_token) == (tmp_path / "sandbox/media", None, "")
+    assert build_parser().parse_args(["sandbox", "--reset"]).reset
+
+    folder = tmp_path / "played"
+    (folder / "media" / "photos").mkdir(parents=True)
+    for name in ("suipai.db", "suipai.db-journal", "media/photos/a.jpg", "notes.txt"):
+        (folder / name).write_text("x")
+    reset(folder)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]  # not the sandbox's: kept
+
+
 async def test_run_without_a_token_starts_the_sandbox(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -369,3 +391,5 @@ async def test_run_without_a_token_starts_the_sandbox(
     finally:
         get_settings.cache_clear()
     assert started == [("127.0.0.1", 8099)]
+    # The sandbox has its own database: DATABASE_URL's is not even created (or migrated).
+    assert not (tmp_path / "suipai.db").exists()

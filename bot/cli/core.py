@@ -80,20 +80,17 @@ async def _run(args: argparse.Namespace) -> int:
         if settings.uses_emulator:
             print("Setting BOT_TOKEN is missing: webhook mode needs a real bot.", file=sys.stderr)
             return 2
+    if settings.uses_emulator:
+        from bot.sandbox.run import serve_forever
+
+        # The sandbox has its own data: DATABASE_URL, a district's, is not even migrated.
+        await serve_forever(settings, host="127.0.0.1", port=settings.sandbox_port)
+        return 0
     await upgrade(settings.database_url)
     if webhook:
         await run_webhook(settings, make_bot(settings))
-        return 0
-    if not settings.uses_emulator:
+    else:
         await run_polling(settings, make_bot(settings))
-        return 0
-    from bot.sandbox.run import serve_forever
-
-    log.warning(
-        "BOT_TOKEN is not set: starting the sandbox (the bot against the local Telegram "
-        "emulator, played in a browser); set BOT_TOKEN in .env to connect a real bot"
-    )
-    await serve_forever(settings, host="127.0.0.1", port=settings.sandbox_port)
     return 0
 
 

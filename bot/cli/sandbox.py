@@ -21,6 +21,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="address to listen on (default: 127.0.0.1; 0.0.0.0 lets anyone on your network "
         "play too, and the page has no login)",
     )
+    sandbox.add_argument(
+        "--reset",
+        action="store_true",
+        help="forget what was played before: the sandbox's own database and media "
+        "(data/sandbox/; DATABASE_URL is never used)",
+    )
     sandbox.set_defaults(func=_sandbox)
 
 
@@ -31,5 +37,5 @@ async def _sandbox(args: argparse.Namespace) -> int:
     settings = get_settings()
     setup_logging(settings)
     port = settings.sandbox_port if args.port is None else args.port
-    await serve_forever(settings, host=args.host, port=port)
+    await serve_forever(settings, host=args.host, port=port, fresh=args.reset)
     return 0
