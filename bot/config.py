@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     max_photo_bytes: int = 20 * 1024 * 1024
     max_photo_pixels: int = 50_000_000
+    # PNG, WebP and HEIC are decoded whole, JPEG at a fraction: bot/photos.py MAX_NON_JPEG_PIXELS.
+    max_photo_pixels_non_jpeg: int = Field(default=25_000_000, ge=1)
+    # Photos decoded at once in one process, each up to a few hundred MB at its peak.
+    photo_decoders: int = Field(default=2, ge=1, le=32)
     sandbox_port: int = Field(default=8080, ge=0, le=65535)
     webhook_url: str | None = None
     webhook_secret: str | None = Field(default=None, repr=False)

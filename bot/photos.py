@@ -6,6 +6,7 @@ nothing is kept as sent: the pixels are decoded, checked and re-encoded into a b
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import logging
@@ -13,14 +14,16 @@ import math
 import os
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache, partial
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 import pillow_heif
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
-from PIL import ExifTags, Image, ImageCms, ImageFile, ImageOps
+from PIL import ExifTags, Image, ImageCms, ImageFile
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -38,6 +41,15 @@ REJECT_REASONS: Final[frozenset[str]] = frozenset(get_args(RejectReason))
 ACCEPTED_FORMATS: Final[frozenset[str]] = frozenset({"JPEG", "PNG", "WEBP", "HEIF"})
 
 MAX_SIDE: Final = 2560  # longest side kept: enough to read a plate or a sign, bounded storage
+# JPEG is decoded at 1/2, 1/4 or 1/8 scale when big (see _open_checked): a 50 Mpx JPEG peaks
+# at about 100 MB. PNG, WebP and HEIC are decoded whole, into 4 bytes a pixel (Pillow keeps RGB
+# as RGBX, like RGBA), and a decode holds more than that image at its peak. Measured at 25 Mpx,
+# bytes a pixel over the process's size before: 6 for an RGB PNG, 7 for HEIC or a palette PNG,
+# 10 for an RGBA or 16-bit PNG (the premultiplied or 32-bit copy), 16 to 19 for WebP (libwebp's
+# canvas, its copy as bytes and Pillow's image at once). So 25 Mpx costs at most about 450 MB a
+# decode, and still takes a 24 Mpx HEIC (5712 x 4284, what recent iPhones shoot by default)
+# sent as a file; at 50 Mpx one WebP would cost 900 MB.
+MAX_NON_JPEG_PIXELS: Final = 25_000_000
 JPEG_QUALITY: Final = 88
 DOWNLOAD_TIMEOUT: Final = 120  # seconds for a whole file; aiogram's 30 s is short for 20 MB
 
@@ -145,8 +157,10 @@ def process_image(
     *,
     max_bytes: int = 20 * 1024 * 1024,
     max_pixels: int = 50_000_000,
+    max_non_jpeg_pixels: int = MAX_NON_JPEG_PIXELS,
 ) -> ProcessedPhoto:
-    """Validate, normalise and store one photo; CPU-bound, so call it via asyncio.to_thread.
+    """Validate, normalise and store one photo; CPU-bound and memory-hungry, so the bot calls
+    it through `process_in_turn`.
 
     The effective pixel limit is also bounded by Pillow's global `Image.MAX_IMAGE_PIXELS` * 2.
     """
@@ -160,7 +174,8 @@ def process_image(
     fmt = sniff_format(data)
     original_sha = hashlib.sha256(data).hexdigest()
 
-    with _open_checked(data, fmt, max_pixels) as img:
+    limit = max_pixels if fmt == "JPEG" else min(max_pixels, max_non_jpeg_pixels)
+    with _open_checked(data, fmt, limit) as img:
         gps = _read_gps(img)
         pixels = _normalise(img)
 
@@ -178,6 +193,26 @@ def process_image(
         gps=gps,
         format=fmt,
     )
+
+
+async def process_in_turn(
+    data: bytes, media_dir: Path, *, decoders: int, **limits: int
+) -> ProcessedPhoto:
+    """`process_image` on one of this process's `decoders` threads, after the photos before it.
+
+    The memory a process can spend on photos is `decoders` decodes at their peak (see
+    MAX_NON_JPEG_PIXELS), however many residents send one at once; the others wait here.
+    """
+    loop = asyncio.get_running_loop()
+    work = partial(process_image, data, media_dir, **limits)
+    return await loop.run_in_executor(_decoder_threads(decoders), work)
+
+
+@cache
+def _decoder_threads(decoders: int) -> ThreadPoolExecutor:
+    # Threads rather than a semaphore in front of the default executor: also bounds how many
+    # threads' malloc arenas ever hold a decode's freed memory, and binds to no event loop.
+    return ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="photo-decode")
 
 
 def _open_checked(data: bytes, fmt: str, max_pixels: int) -> ImageFile.ImageFile:
@@ -258,13 +293,14 @@ def _gps_coordinate(value: object, ref: object, refs: str) -> float | None:
 
 
 def _normalise(img: Image.Image) -> Image.Image:
-    """Upright, at most MAX_SIDE, sRGB, alpha flattened onto white: the pixels we keep."""
+    """Upright, at most MAX_SIDE, sRGB, alpha flattened onto white: the pixels we keep.
+
+    Turned upright only once downscaled: ImageOps.exif_transpose on the decoded image would copy
+    it whole (even when nothing needs turning), a second full-size image at the decode's peak.
+    """
     icc = img.info.get("icc_profile")
-    try:
-        upright = ImageOps.exif_transpose(img)
-    except Exception as exc:  # a bad orientation tag should not lose the photo
-        log.debug("EXIF orientation ignored: %r", exc)
-        upright = img.copy()
+    turn = _upright_turn(img)
+    upright: Image.Image = img
 
     if upright.mode in ("I", "F") or upright.mode.startswith("I;16"):
         # 16-bit greyscale: Pillow's plain convert() would clip everything above 255 to white.
@@ -281,6 +317,8 @@ def _normalise(img: Image.Image) -> Image.Image:
             max(1, round(upright.height * scale)),
         )
         upright = upright.resize(new_size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if turn is not None:
+        upright = upright.transpose(turn)
 
     if isinstance(icc, bytes) and icc and upright.mode in ("RGB", "RGBA", "CMYK", "L"):
         upright = _to_srgb(upright, icc)
@@ -295,6 +333,26 @@ def _normalise(img: Image.Image) -> Image.Image:
     clean = Image.new("RGB", flat.size)
     clean.paste(flat)
     return clean
+
+
+_TURNS: Final = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _upright_turn(img: Image.Image) -> Image.Transpose | None:
+    """The turn the EXIF (or XMP) orientation asks for, as ImageOps.exif_transpose reads it."""
+    try:
+        return _TURNS.get(img.getexif().get(ExifTags.Base.Orientation, 1))
+    except Exception as exc:  # a bad orientation tag should not lose the photo
+        log.debug("EXIF orientation ignored: %r", exc)
+        return None
 
 
 def _to_srgb(img: Image.Image, icc: bytes) -> Image.Image:
@@ -431,6 +489,7 @@ async def download(bot: Bot, file_id: str, *, declared_size: int | None, max_byt
 
 __all__ = [
     "ACCEPTED_FORMATS",
+    "MAX_NON_JPEG_PIXELS",
     "REJECT_REASONS",
     "PhotoRejected",
     "ProcessedPhoto",
@@ -439,5 +498,6 @@ __all__ = [
     "open_stored",
     "phash_distance",
     "process_image",
+    "process_in_turn",
     "sniff_format",
 ]

@@ -23,6 +23,7 @@ from PIL.TiffImagePlugin import IFDRational
 
 from bot.photos import (
     ACCEPTED_FORMATS,
+    MAX_NON_JPEG_PIXELS,
     MAX_SIDE,
     PhotoRejected,
     ProcessedPhoto,
@@ -270,6 +271,18 @@ def test_orientation_6_is_applied(media: Path) -> None:
     assert _close(stored.getpixel((100, 50)), (255, 0, 0))  # type: ignore[arg-type]
     assert _close(stored.getpixel((100, 350)), (0, 0, 255))  # type: ignore[arg-type]
     assert len(stored.getexif()) == 0
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_orientation_applied_to_a_photo_downscaled_first(media: Path, fmt: str) -> None:
+    # Turned once small (the full-size pixels are never copied to be turned): same result.
+    img = Image.new("RGB", (5200, 1000), (255, 0, 0))
+    img.paste((0, 0, 255), (2600, 0, 5200, 1000))
+    photo = process_image(_encode(img, fmt, exif=_exif(orientation=6)), media)
+    assert (photo.width, photo.height) == (492, MAX_SIDE)
+    stored = _stored(media, photo)
+    assert _close(stored.getpixel((246, 200)), (255, 0, 0), tol=30)  # type: ignore[arg-type]
+    assert _close(stored.getpixel((246, 2360)), (0, 0, 255), tol=30)  # type: ignore[arg-type]
 
 
 def test_stored_jpeg_has_no_metadata(media: Path) -> None:
@@ -525,6 +538,32 @@ def test_max_pixels_parameter(media: Path) -> None:
     data = _encode(_scene(16, (100, 100)), "JPEG")
     assert _reject(data, media, max_pixels=9_999) == "too_many_pixels"
     assert process_image(data, media, max_pixels=10_000).width == 100
+
+
+NON_JPEG = ["PNG", "WEBP", pytest.param("HEIF", marks=needs_heif_encoder)]
+
+
+@pytest.mark.parametrize("fmt", NON_JPEG)
+def test_formats_decoded_whole_have_a_lower_pixel_limit(media: Path, fmt: str) -> None:
+    data = _encode(_scene(17, (100, 100)), fmt)
+    assert _reject(data, media, max_non_jpeg_pixels=9_999) == "too_many_pixels"
+    assert process_image(data, media, max_non_jpeg_pixels=10_000).width == 100
+    # The general limit still applies when it is the lower one.
+    assert _reject(data, media, max_pixels=9_999, max_non_jpeg_pixels=10**8) == "too_many_pixels"
+
+
+def test_jpeg_is_held_to_the_general_limit_only(media: Path) -> None:
+    # libjpeg decodes a big JPEG at a fraction of its size, so it may have more pixels.
+    data = _encode(_scene(18, (100, 100)), "JPEG")
+    assert process_image(data, media, max_non_jpeg_pixels=9_999).width == 100
+
+
+def test_default_limits_refuse_a_30_mpx_png_and_take_a_30_mpx_jpeg(media: Path) -> None:
+    assert MAX_NON_JPEG_PIXELS < 30_000_000 < 50_000_000
+    # Refused from its header: had it been decoded, its empty IDAT would make it "corrupt".
+    assert _reject(_png_header_only(6000, 5000), media) == "too_many_pixels"
+    jpeg = _encode(Image.new("RGB", (6000, 5000), (30, 140, 60)), "JPEG", quality=70)
+    assert process_image(jpeg, media).width == MAX_SIDE
 
 
 def test_reject_reason_is_validated() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import asdict
 from typing import Any
@@ -52,12 +51,13 @@ async def take_photo(bot: Bot, ctx: AppContext, message: Message) -> tuple[Photo
         data = await photos.download(
             bot, file_id, declared_size=declared, max_bytes=settings.max_photo_bytes
         )
-        done = await asyncio.to_thread(
-            photos.process_image,
+        done = await photos.process_in_turn(
             data,
             ctx.media_dir,
+            decoders=settings.photo_decoders,
             max_bytes=settings.max_photo_bytes,
             max_pixels=settings.max_photo_pixels,
+            max_non_jpeg_pixels=settings.max_photo_pixels_non_jpeg,
         )
     except photos.PhotoRejected as exc:
         log.info("photo from %s refused (%s): %s", message.chat.id, exc.reason, exc)
