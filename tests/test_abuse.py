@@ -16,11 +16,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.abuse import MESSAGES_PER_MINUTE, REPORTS_PER_HOUR, MemoryCounter, RedisCounter
+from bot.cases import MAX_PHOTOS
 from bot.i18n import t
 from bot.sandbox.emulator import Persona
 from storage.models import Ban, Case, Person
 from tests.conftest import REDIS_URL
-from tests.harness import Harness, grant, jpeg, plain_text, running_bot
+from tests.harness import Harness, grant, jpeg, noise_jpeg, plain_text, running_bot
 from tests.test_handling_loop import cast, first_lane
 
 ADMIN, TROLL, NEWCOMER = 3001, 3002, 3003
@@ -32,8 +33,8 @@ async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
         yield harness
 
 
-def said(who: Persona, key: str, lang: str = "en") -> int:
-    text = plain_text(lang, key)
+def said(who: Persona, key: str, lang: str = "en", **params: object) -> int:
+    text = plain_text(lang, key, **params)
     return sum(1 for m in who.inbox() if m.content == text)
 
 
@@ -60,6 +61,30 @@ async def test_thirty_one_messages_in_a_minute_get_one_slow_down_then_silence(
     assert said(chatty, "abuse.slow_down") == 1
     warnings = [r.getMessage() for r in caplog.records if r.name == "bot.abuse"]
     assert len(warnings) == 1 and "updates a minute" in warnings[0]
+
+
+def stored_photos(media_dir: Path) -> int:
+    return len(list(media_dir.rglob("*.jpg")))
+
+
+async def test_each_photo_of_an_album_counts_and_those_over_the_limit_are_never_decoded(
+    h: Harness, media_dir: Path
+) -> None:
+    # An album arrives as one update per photo, each photo a download and a decode: counting
+    # the album once would let one person put ten decodes a message through the limit.
+    snapper = h.emulator.user(1203, first_name="Snapper", language_code="en")
+    for i in range(MESSAGES_PER_MINUTE - 5):
+        await snapper.send_text(f"hello {i}")
+    await snapper.send_album([noise_jpeg(seed) for seed in range(10)])
+    await h.emulator.wait_until(lambda: said(snapper, "abuse.slow_down") == 1, timeout=30)
+    # A minute on the person is heard again; their updates are handled in order, so once this
+    # one is answered, the album's last five have had their turn.
+    h.clock.advance(timedelta(seconds=61))
+    await snapper.send_text("Three lamps out along the lane")
+    await snapper.expect(contains=plain_text("en", "report.ask_location"), timeout=20)
+    assert stored_photos(media_dir) == 5  # the album's first five, and no more
+    assert said(snapper, "photo.too_many", limit=MAX_PHOTOS) == 0
+    assert said(snapper, "input.idle_text") == MESSAGES_PER_MINUTE - 5
 
 
 async def test_the_eleventh_report_in_an_hour_waits_and_its_draft_is_kept(h: Harness) -> None:
