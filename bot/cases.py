@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import sla
 from bot.text import is_blank
-from storage.cases import case_by_idempotency_key, next_case_serial
+from storage.cases import case_by_idempotency_key, lock_case, next_case_serial
 from storage.models import Case, CaseEvent, CategoryLabel, Photo
 
 # States, as in ARCHITECTURE.md.
@@ -71,6 +71,25 @@ class CaseError(Exception):
         super().__init__(code)
         self.code = code
         self.details = details
+
+
+def _standing(case: Case) -> tuple[str, str | None, int | None, str | None]:
+    """Where a case stands: its state and who acts on it (what a transition is decided on)."""
+    return (case.state, case.lane_id, case.assignee_id, case.department_id)
+
+
+async def hold(session: AsyncSession, case: Case) -> None:
+    """Lock the case for this transaction; refuse if it moved on since this transaction read it.
+
+    Two people acting on one case at once both read it before either writes. The later one
+    waits here for the earlier to commit and is then told the case has moved on, rather than
+    overwriting what the earlier did (accepted, then rejected by someone who saw it waiting).
+    Call before changing anything, so that a refused transition leaves nothing behind.
+    """
+    seen = _standing(case)
+    await lock_case(session, case)
+    if _standing(case) != seen:
+        raise CaseError("moved_on", number=case.number, state=case.state)
 
 
 @dataclass(frozen=True)
@@ -161,6 +180,7 @@ def can_follow(case: Case, person_id: int) -> bool:
 
 
 async def withdraw(session: AsyncSession, case: Case, actor_id: int, now: datetime) -> CaseEvent:
+    await hold(session, case)
     if case.reporter_id != actor_id:
         raise CaseError("not_reporter")
     if case.state not in WITHDRAWABLE:
@@ -258,6 +278,7 @@ async def dispatch(
     data: dict[str, object],
 ) -> CaseEvent:
     """Hand the case to its chief or department, or to triage; the reasons go on the timeline."""
+    await hold(session, case)
     if case.state not in (SUBMITTED, TRIAGE):
         raise CaseError("not_dispatchable", state=case.state)
     case.state = state
@@ -293,10 +314,11 @@ def mark_duplicate(
     original.updated_at = now
 
 
-def categorise(
+async def categorise(
     session: AsyncSession, case: Case, actor_id: int, category_id: str, now: datetime
 ) -> CaseEvent:
     """A person sets the category of a case in triage; the choice is kept as a training label."""
+    await hold(session, case)
     if case.state != TRIAGE:
         raise CaseError("not_in_triage", state=case.state)
     previous = case.category_id

@@ -1,7 +1,8 @@
-"""The handling loop: accept, whistle, report for duty, resolve, transfer, reject, rate, close.
+"""The handling loop: triage, accept, whistle, report for duty, resolve, transfer, reject, rate,
+close.
 
-One function per transition. Each checks the case's state and the actor's right to act (see
-`bot.access.allowed`), changes the case and writes one event. No Telegram here.
+One function per transition. Each locks the case, checks its state and the actor's right to
+act (see `bot.access.allowed`), changes the case and writes one event. No Telegram here.
 """
 
 from __future__ import annotations
@@ -23,9 +24,16 @@ from bot.cases import (
     WHISTLED,
     CaseError,
     PhotoInput,
+    categorise,
+    dispatch,
+    hold,
     photo_row,
     record,
 )
+from bot.district import District
+from bot.routing.dispatch import TRIAGE as TO_TRIAGE
+from bot.routing.dispatch import Decision, decide
+from bot.routing.pipeline import lane_chief
 from bot.text import is_blank
 from storage.models import Case, CaseEvent, Person
 
@@ -48,7 +56,9 @@ class Reassignment:
     chief_id: int | None
 
 
-def _require(case: Case, states: frozenset[str], action: str) -> None:
+async def _require(session: AsyncSession, case: Case, states: frozenset[str], action: str) -> None:
+    """The case, locked and as it now stands, is in one of `states` (see `bot.cases.hold`)."""
+    await hold(session, case)
     if case.state not in states:
         raise CaseError("wrong_state", state=case.state, action=action)
 
@@ -67,9 +77,44 @@ def _note(note: str, *, required: bool) -> str | None:
     return note or None
 
 
+async def triage(
+    session: AsyncSession,
+    district: District,
+    case: Case,
+    actor: Person,
+    category_id: str,
+    now: datetime,
+) -> Decision:
+    """A supervisor sorts a case the classifier was unsure of: its category, then where it goes
+    (still triage when the lane has no chief to take it)."""
+    _require_handler(case, actor, access.TRIAGE)
+    await categorise(session, case, actor.id, category_id, now)
+    decision = decide(
+        district,
+        now=now,
+        category_id=case.category_id,
+        lane_id=case.lane_id,
+        street_id=case.street_id,
+        chief_id=await lane_chief(session, case.lane_id) if case.lane_id else None,
+        reasons=(f"category chosen in triage by person {actor.id}",),
+    )
+    await dispatch(
+        session,
+        case,
+        now,
+        state=TRIAGE if decision.target == TO_TRIAGE else DISPATCHED,
+        assignee_id=decision.chief_id,
+        department_id=decision.department_id,
+        response_due_at=decision.response_due_at,
+        resolve_due_at=decision.resolve_due_at,
+        data={"target": decision.target, "reasons": list(decision.reasons)},
+    )
+    return decision
+
+
 async def accept(session: AsyncSession, case: Case, actor: Person, now: datetime) -> CaseEvent:
     """The chief or department takes the case on (接单): the response is recorded."""
-    _require(case, ACCEPTABLE, "accept")
+    await _require(session, case, ACCEPTABLE, "accept")
     _require_handler(case, actor, access.ACCEPT)
     case.state = ACCEPTED
     case.updated_at = now
@@ -82,7 +127,7 @@ async def whistle(
     session: AsyncSession, case: Case, actor: Person, department_id: str, note: str, now: datetime
 ) -> CaseEvent:
     """The chief cannot fix it alone (吹哨): the department must report for duty."""
-    _require(case, WHISTLABLE, "whistle")
+    await _require(session, case, WHISTLABLE, "whistle")
     _require_handler(case, actor, access.WHISTLE)
     if case.department_id == department_id:
         raise CaseError("already_with_department")
@@ -104,7 +149,7 @@ async def report_for_duty(
     session: AsyncSession, case: Case, actor: Person, now: datetime, *, whistled_at: datetime
 ) -> CaseEvent:
     """The department answers the whistle (报到) and takes the case on with the chief."""
-    _require(case, frozenset({WHISTLED}), "report_for_duty")
+    await _require(session, case, frozenset({WHISTLED}), "report_for_duty")
     _require_handler(case, actor, access.REPORT_FOR_DUTY)
     case.state = ACCEPTED
     case.updated_at = now
@@ -128,7 +173,7 @@ async def resolve(
     now: datetime,
 ) -> CaseEvent:
     """It is fixed (办结): an after-photo and a short note for the resident."""
-    _require(case, RESOLVABLE, "resolve")
+    await _require(session, case, RESOLVABLE, "resolve")
     _require_handler(case, actor, access.RESOLVE)
     text = _note(note, required=True)
     photo_id = None
@@ -163,7 +208,7 @@ async def transfer(
     now: datetime,
 ) -> CaseEvent:
     """Send the case to another lane's chief, or back to the street office's triage (转派)."""
-    _require(case, TRANSFERABLE, "transfer")
+    await _require(session, case, TRANSFERABLE, "transfer")
     _require_handler(case, actor, access.TRANSFER)
     text = _note(reason, required=True)
     if to.lane_id is not None and to.lane_id == case.lane_id and to.chief_id == case.assignee_id:
@@ -182,7 +227,7 @@ async def reject(
     session: AsyncSession, case: Case, actor: Person, reason: str, now: datetime
 ) -> CaseEvent:
     """Not a public matter, or not real (退回): a reason is required and the resident sees it."""
-    _require(case, REJECTABLE, "reject")
+    await _require(session, case, REJECTABLE, "reject")
     _require_handler(case, actor, access.REJECT)
     text = _note(reason, required=True)
     case.state = REJECTED
@@ -202,7 +247,7 @@ async def rate(
     reopen_window: timedelta,
 ) -> CaseEvent:
     """The resident rates the result: 3–5 closes the case, 1–2 reopens it with priority."""
-    _require(case, frozenset({RESOLVED}), "rate")
+    await _require(session, case, frozenset({RESOLVED}), "rate")
     if case.reporter_id != reporter_id:
         raise CaseError("not_reporter")
     if not 1 <= stars <= 5:
@@ -224,7 +269,7 @@ async def not_fixed(
     session: AsyncSession, case: Case, reporter_id: int, now: datetime, *, reopen_window: timedelta
 ) -> CaseEvent:
     """The resident says it is not fixed: reopened to the same assignee, with priority."""
-    _require(case, frozenset({RESOLVED}), "not_fixed")
+    await _require(session, case, frozenset({RESOLVED}), "not_fixed")
     if case.reporter_id != reporter_id:
         raise CaseError("not_reporter")
     await sla.cancel(session, case, sla.RATING, now)
@@ -261,7 +306,7 @@ async def add_comment(
 
 async def close_unrated(session: AsyncSession, case: Case, now: datetime) -> CaseEvent:
     """No rating within the window: closed, and counted apart from rated cases."""
-    _require(case, frozenset({RESOLVED}), "close_unrated")
+    await _require(session, case, frozenset({RESOLVED}), "close_unrated")
     case.state = CLOSED
     case.closed_at = now
     case.updated_at = now

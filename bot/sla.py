@@ -69,17 +69,21 @@ async def cancel(session: AsyncSession, case: Case, kinds: Sequence[str], now: d
 async def claim_due(session: AsyncSession, now: datetime, limit: int = 100) -> list[Deadline]:
     """Take due steps for this transaction: nobody else can take them until it ends.
 
-    On PostgreSQL rows locked by another sweep are skipped; the UPDATE's condition on
+    On PostgreSQL a step is taken with its case locked, and skipped while another sweep holds
+    the step or anyone holds the case (a transition in progress, `storage.cases.lock_case`):
+    the sweep never waits for a case while holding steps that transition wants to cancel, so
+    the two cannot deadlock, and it acts on the case as it stands. The UPDATE's condition on
     `done_at` makes the claim safe on SQLite too, where transactions are serialised.
     """
     pick = (
         select(Deadline.id)
+        .join(Case, Case.id == Deadline.case_id)
         .where(Deadline.done_at.is_(None), Deadline.due_at <= now)
         .order_by(Deadline.due_at, Deadline.id)
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
+        pick = pick.with_for_update(skip_locked=True, key_share=True)
     ids = list((await session.scalars(pick)).all())
     if not ids:
         return []

@@ -32,6 +32,24 @@ async def next_case_serial(session: AsyncSession, day: str) -> int:
     return int(serial)
 
 
+async def lock_case(session: AsyncSession, case: Case) -> None:
+    """Read `case` again and hold its row until the transaction ends.
+
+    On PostgreSQL the SELECT … FOR NO KEY UPDATE waits for a transaction that holds the row and
+    then sees what it committed, so two transitions of one case take turns. (NO KEY: inserting
+    an event or message that refers to the case still goes ahead.) SQLite renders no lock
+    clause; each of its transactions holds the database's write lock from its first statement
+    (storage/db.py), which serialises them already. The session's pending changes are flushed
+    first, so none is lost by the re-read.
+    """
+    await session.execute(
+        select(Case)
+        .where(Case.id == case.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+
+
 async def case_by_number(session: AsyncSession, number: str) -> Case | None:
     return await session.scalar(select(Case).where(Case.number == number.strip().upper()))
 

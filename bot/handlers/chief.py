@@ -90,14 +90,20 @@ async def card_button(
     if case is None:
         return
     me = out.to(person)
+    try:
+        if action == "accept":
+            await handling.accept(out.session, case, person, out.now)
+        elif action == "duty":
+            whistled = await _last_event_time(out, case, "whistled")
+            await handling.report_for_duty(out.session, case, person, out.now, whistled_at=whistled)
+    except cases.CaseError as exc:  # someone else acted on the case a moment ago
+        await query.answer(me.t(f"error.{exc.code}"), show_alert=True)
+        return
     if action == "accept":
-        await handling.accept(out.session, case, person, out.now)
         await query.answer(me.t("card.accepted", number=case.number))
         await refresh_cards(ctx, out, case)
         await tell_followers(out, case, "progress.accepted")
     elif action == "duty":
-        whistled = await _last_event_time(out, case, "whistled")
-        await handling.report_for_duty(out.session, case, person, out.now, whistled_at=whistled)
         await query.answer(me.t("card.reported", number=case.number))
         await refresh_cards(ctx, out, case)
         await tell_followers(out, case, "progress.reported_for_duty")

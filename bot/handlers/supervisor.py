@@ -5,13 +5,12 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.types import CallbackQuery
 
-from bot import access, cases
+from bot import access, cases, handling
 from bot.context import AppContext
 from bot.keyboards import TriagePick
 from bot.notify import announce_dispatch, refresh_cards
 from bot.outgoing import Outbox
-from bot.routing.dispatch import TRIAGE, decide
-from bot.routing.pipeline import lane_chief
+from bot.routing.dispatch import TRIAGE
 from storage.models import Case, Person
 
 
@@ -36,27 +35,13 @@ async def triage_pick(
     if callback_data.category not in ctx.district.categories:
         await query.answer(me.t("triage.unknown_category"), show_alert=True)
         return
-    cases.categorise(out.session, case, person.id, callback_data.category, out.now)
-    decision = decide(
-        ctx.district,
-        now=out.now,
-        category_id=case.category_id,
-        lane_id=case.lane_id,
-        street_id=case.street_id,
-        chief_id=await lane_chief(out.session, case.lane_id) if case.lane_id else None,
-        reasons=(f"category chosen in triage by person {person.id}",),
-    )
-    await cases.dispatch(
-        out.session,
-        case,
-        out.now,
-        state=cases.TRIAGE if decision.target == TRIAGE else cases.DISPATCHED,
-        assignee_id=decision.chief_id,
-        department_id=decision.department_id,
-        response_due_at=decision.response_due_at,
-        resolve_due_at=decision.resolve_due_at,
-        data={"target": decision.target, "reasons": list(decision.reasons)},
-    )
+    try:
+        decision = await handling.triage(
+            out.session, ctx.district, case, person, callback_data.category, out.now
+        )
+    except cases.CaseError as exc:  # another supervisor sorted it a moment ago
+        await query.answer(me.t(f"error.{exc.code}"), show_alert=True)
+        return
     await query.answer(me.t("triage.sorted", number=case.number))
     await refresh_cards(ctx, out, case)
     if decision.target == TRIAGE:
