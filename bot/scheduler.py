@@ -8,9 +8,10 @@ each person's daily digest) happens once.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import update
 
 from bot import cases, handling, sla
 from bot.context import AppContext
@@ -20,12 +21,14 @@ from bot.keyboards import rating_keyboard
 from bot.notify import handlers, refresh_cards, send_card, supervisors
 from bot.outgoing import Outbox
 from bot.views import local_time
+from storage.db import connection_lost
 from storage.models import Case, Deadline, Person
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 15
 DIGEST_CHECK_SECONDS = 60
+RETRY_FAILED_STEP = timedelta(minutes=5)
 WAITING_RESPONSE = frozenset({cases.TRIAGE, cases.DISPATCHED, cases.WHISTLED})
 WAITING_RESOLUTION = frozenset({cases.TRIAGE, cases.DISPATCHED, cases.ACCEPTED, cases.WHISTLED})
 
@@ -39,14 +42,38 @@ async def sweep(ctx: AppContext, *, limit: int = 100) -> int:
             due = await sla.claim_due(session, now, limit)
             out = Outbox(session, now)
             for deadline in due:
-                case = await session.get(Case, deadline.case_id)
-                if case is not None:
-                    await _fire(ctx, out, case, deadline, now)
+                await _fire_alone(ctx, out, deadline, now)
         total += len(due)
         if due:
             ctx.sender.wake()
         if len(due) < limit:
             return total
+
+
+async def _fire_alone(ctx: AppContext, out: Outbox, deadline: Deadline, now: datetime) -> None:
+    """One step in a savepoint of its own, so that a step that fails undoes only itself.
+
+    The failure is logged and the step put back, due again after RETRY_FAILED_STEP: the rest of
+    the batch is committed, and the step neither blocks the sweep nor is lost. (A lost
+    connection has undone the whole batch: that is raised, and the sweep runs again later.)
+    """
+    session = out.session
+    step = (deadline.id, deadline.kind, deadline.case_id)  # readable after a rollback
+    try:
+        async with session.begin_nested():
+            case = await session.get(Case, deadline.case_id)
+            if case is not None:
+                await _fire(ctx, out, case, deadline, now)
+    except Exception as exc:
+        if connection_lost(exc):
+            raise
+        log.exception("deadline %s (%s, case %s) failed; tried again later", *step)
+        await session.execute(
+            update(Deadline)
+            .where(Deadline.id == step[0])
+            .values(done_at=None, due_at=now + RETRY_FAILED_STEP)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def _fire(

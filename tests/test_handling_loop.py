@@ -5,17 +5,23 @@ Time is a controllable clock: deadlines fire when the test moves it and runs the
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select, text
 
+from bot import scheduler
+from bot.context import AppContext
 from bot.i18n import t
+from bot.outgoing import Outbox
 from bot.sandbox.emulator import Persona
-from bot.scheduler import sweep
-from storage.models import Case
+from bot.scheduler import RETRY_FAILED_STEP, sweep
+from storage.models import Case, Deadline, OutboxMessage, Person
 from tests.harness import Harness, grant, jpeg, plain_text, running_bot
 
 CHIEF, OFFICER, SUPERVISOR, OTHER_CHIEF = 2001, 2002, 2003, 2004
@@ -375,3 +381,70 @@ async def test_the_chief_hears_when_the_department_reports_for_duty(h: Harness) 
     await p["officer"].expect(contains=f"Case {case.number}")
     await p["officer"].press(t("en", "card.button.duty"))
     await p["chief"].expect(contains=f"已就案件 {case.number} 报到")
+
+
+async def test_a_failing_deadline_is_set_aside_and_the_rest_of_its_batch_fires(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One step whose work fails in the database undoes only itself: the other reminders of
+    the batch go out, the failing one is logged and due again later, and then fires."""
+    await grant(h, CHIEF, "chief", first_lane(h)[0], "lane")
+    due = h.clock.now() - timedelta(minutes=1)
+    ids = [await dispatched_with_due_reminder(h, i, due) for i in range(3)]
+    poisoned = ids[1]
+    real_step = scheduler._deadline_step
+
+    async def failing_step(ctx: AppContext, out: Outbox, case: Case, *args: Any) -> None:
+        await real_step(ctx, out, case, *args)
+        if case.id == poisoned:  # fails after its reminder was written
+            await out.session.execute(text("SELECT no_such_column FROM no_such_table"))
+
+    monkeypatch.setattr(scheduler, "_deadline_step", failing_step)
+    with caplog.at_level(logging.ERROR, logger="bot.scheduler"):
+        assert await sweep(h.ctx) == 3
+    assert [await reminders(h, i) for i in ids] == [1, 0, 1]
+    assert f"case {poisoned}) failed" in caplog.text
+    async with h.session() as session:
+        step = await session.scalar(select(Deadline).where(Deadline.case_id == poisoned))
+        assert step is not None and step.done_at is None
+        assert step.due_at == h.clock.now() + RETRY_FAILED_STEP
+        messages = await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.case_id == poisoned)
+        )
+        assert messages.all() == []  # its reminder went with its savepoint
+    assert await sweep(h.ctx) == 0  # set aside: not taken again at once
+
+    monkeypatch.setattr(scheduler, "_deadline_step", real_step)
+    h.clock.advance(RETRY_FAILED_STEP)
+    assert await sweep(h.ctx) == 1
+    assert [await reminders(h, i) for i in ids] == [1, 1, 1]
+
+
+async def dispatched_with_due_reminder(h: Harness, n: int, due: datetime) -> int:
+    """A case dispatched to the chief whose 50% reminder is due."""
+    lane_id = first_lane(h)[0]
+    async with h.session() as session, session.begin():
+        chief = await session.scalar(select(Person).where(Person.telegram_id == CHIEF))
+        assert chief is not None
+        now = h.clock.now()
+        case = Case(
+            number=f"CY-20261123-{n + 1:04d}",
+            state="dispatched",
+            category_id="duiwuduiliao",
+            lane_id=lane_id,
+            street_id=h.district.lanes[lane_id].street_id,
+            assignee_id=chief.id,
+            description=f"堆物堆料 {n}",
+            created_at=now,
+            updated_at=now,
+            response_due_at=now + timedelta(hours=12),
+        )
+        session.add(case)
+        await session.flush()
+        session.add(Deadline(case_id=case.id, kind="respond_50", due_at=due))
+        return case.id
+
+
+async def reminders(h: Harness, case_id: int) -> int:
+    events = await h.events(case_id)
+    return sum(1 for e in events if e.action == "reminded")
