@@ -8,13 +8,16 @@ Chinese and Latin text; `require_cjk_font` fails with one line that says what to
 The project installs none by itself: `apt-get install fonts-wqy-microhei` (1.6 MB, Apache-2.0
 or GPL-3 with the font exception) is the smallest good one; `fonts-noto-cjk` is prettier and
 larger (56 MB). Droid Sans Fallback (`fonts-droid-fallback`) has no Latin letters, so it fails
-the check and is not used.
+the check and is not used. The images do not depend on which one is found: their layout is
+worked out from font sizes, not from a font's own line metrics (tests/test_signs.py and
+tests/test_digest.py draw them with each of `FAMILIES`).
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -22,16 +25,47 @@ from PIL import ImageFont
 
 APT_PACKAGE = "fonts-wqy-microhei"
 
-# Best first: sans-serif faces that cover Simplified Chinese and Latin alike.
-KNOWN_PATHS: tuple[str, ...] = (
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJKsc-Regular.otf",
-    "/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/opentype/source-han-sans/SourceHanSansSC-Regular.otf",
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/usr/share/fonts/truetype/arphic/uming.ttc",
+
+@dataclass(frozen=True)
+class Family:
+    """A font looked for at known places, and the Debian package that puts it there."""
+
+    name: str
+    package: str
+    paths: tuple[str, ...]
+
+    def installed(self) -> Path | None:
+        """The first of `paths` that is there and draws Chinese and Latin text."""
+        for path in map(Path, self.paths):
+            if path.is_file() and draws(path, CJK_SAMPLE + LATIN_SAMPLE):
+                return path
+        return None
+
+
+# Best first: faces that cover Simplified Chinese and Latin alike, sans-serif before serif.
+FAMILIES: tuple[Family, ...] = (
+    Family(
+        "Noto Sans CJK",
+        "fonts-noto-cjk",
+        (
+            "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+            "/usr/share/fonts/opentype/noto/NotoSansCJKsc-Regular.otf",
+            "/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc",
+            # Adobe's name for the same glyphs and metrics (not packaged by Debian).
+            "/usr/share/fonts/opentype/source-han-sans/SourceHanSansSC-Regular.otf",
+        ),
+    ),
+    Family(
+        "WenQuanYi Micro Hei",
+        "fonts-wqy-microhei",
+        ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",),
+    ),
+    Family(
+        "WenQuanYi Zen Hei", "fonts-wqy-zenhei", ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",)
+    ),
+    Family("AR PL UMing", "fonts-arphic-uming", ("/usr/share/fonts/truetype/arphic/uming.ttc",)),
 )
+KNOWN_PATHS: tuple[str, ...] = tuple(path for family in FAMILIES for path in family.paths)
 # Order for fonts fontconfig reports that are not in KNOWN_PATHS: the first word a file name
 # contains decides; names with none of them come last.
 _PREFERENCE = ("notosanscjk", "sourcehansans", "microhei", "zenhei", "cjk", "han")

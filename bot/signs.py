@@ -6,11 +6,15 @@ there is one), the four duties (知情、监督、处置、评价) and the lane'
 `bot.handlers.common.start`).
 
 The sign is A4 portrait at `dpi` dots per inch (2480×3508 at 300), black and dark red on
-white, everything centred; its text comes from the `sign.*` catalogue keys.
+white, everything centred; its text comes from the `sign.*` catalogue keys. The QR code is laid
+out first, at `QR_SIDE` whatever the font and the names: the text fits around it, smaller when
+it must be. Lines are measured in font sizes, not in the font's own metrics, so the sign looks
+the same with any of the fonts `bot.fonts` finds.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import re
 from collections.abc import Callable, Collection, Sequence
@@ -39,6 +43,14 @@ ACCENT = (164, 22, 26)  # dark red, 8:1 against white
 WHITE = (255, 255, 255)
 
 DUTIES = ("know", "supervise", "handle", "evaluate")  # 知情、监督、处置、评价
+
+# The QR code with its quiet zone, at 300 dpi (9.3 cm, the code itself about 7.5): laid out
+# before any text, so that no font and no long name can make it smaller than this.
+QR_SIDE = 1100
+# The lane, its chief and the duties shrink together to fit above it, at most to this factor.
+MIN_SCALE = 0.3
+# A line of text is LINE font sizes high, its baseline BASELINE font sizes below its top.
+LINE, BASELINE = 1.3, 1.02
 
 # Telegram bot usernames: 5–32 letters, digits and underscores, starting with a letter.
 _USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{4,31}$")
@@ -128,6 +140,38 @@ def join_names(names: Sequence[str], lang: str) -> str | None:
 # --------------------------------------------------------------------------- layout
 
 
+@dataclass(frozen=True)
+class _Middle:
+    """What the sign says between its header and its QR code: the lane, its chief, the duties."""
+
+    lang: str
+    first: str  # the lane's name in the sign's language
+    second: str  # in the other language, when it differs
+    facts: str
+    heading: str
+
+    @classmethod
+    def of(cls, lane: Lane, lang: str, role: str, name: str) -> _Middle:
+        first, second = (
+            (lane.name_en, lane.name_zh) if lang == "en" else (lane.name_zh, lane.name_en)
+        )
+        first, second = first or second, second if first else ""
+        facts = plain(lang, "sign.community", community=lane.community) if lane.community else ""
+        code = plain(lang, "sign.lane_code", lane_id=lane.id)
+        heading = (
+            plain(lang, "sign.chief_named", role=role, name=name)
+            if name
+            else plain(lang, "sign.duties_heading", role=role)
+        )
+        return cls(
+            lang=lang,
+            first=first,
+            second=second if second != first else "",
+            facts=f"{facts} · {code}" if facts else code,
+            heading=heading,
+        )
+
+
 def _draw(
     page: _Page,
     lane: Lane,
@@ -137,105 +181,133 @@ def _draw(
     chief_name: str | None,
     chief_role_text: str | None,
 ) -> None:
+    """The header and the foot (with the QR code) first, at places no font changes; the lane,
+    its chief and the duties then fill the room between them, smaller if they must."""
+    district_name = district.name(district, lang)
+    band = _header(page, lane, district, lang)
+    scan_top = _foot(page, link, lang, district_name)
+    role = (chief_role_text or "").strip() or plain(lang, "sign.chief_role")
+    middle = _Middle.of(lane, lang, role, (chief_name or "").strip())
+    _fit_middle(page, middle, band + page.px(80), scan_top - page.px(60))
+
+
+def _header(page: _Page, lane: Lane, district: District, lang: str) -> int:
+    """The red band: the sign's title and who posts it; returns its bottom."""
     s = page.px
     office = district.street_offices.get(lane.street_id)
     district_name = district.name(district, lang)
-    role = (chief_role_text or "").strip() or plain(lang, "sign.chief_role")
-    name = (chief_name or "").strip()
-
-    # Header band: the sign's title and who posts it.
-    title = page.fitted(plain(lang, "sign.title"), 140, page.content_width)
     office_text = (
         plain(lang, "sign.office", district=district_name, street=district.name(office, lang))
         if office is not None
         else district_name
     )
-    office_font = page.fitted(office_text, 72, page.content_width)
-    band = s(80) + page.line_height(title) + s(20) + page.line_height(office_font) + s(60)
-    page.draw.rectangle((0, 0, page.width, band), fill=ACCENT)
-    y = s(80)
-    y = page.centred(title.text, title.font, y, WHITE, bold=True)
-    y = page.centred(office_text, office_font.font, y + s(20), WHITE)
+    band = s(80) + page.line_of(140) + s(20) + page.line_of(72) + s(60)
+    page.box((0, 0, page.width, band), ACCENT)
+    title = page.fitted(plain(lang, "sign.title"), 140, page.content_width)
+    y = page.in_line(title, 140, s(80), WHITE, bold=True)
+    page.in_line(page.fitted(office_text, 72, page.content_width), 72, y + s(20), WHITE)
+    return band
 
-    # The lane: its name in the sign's language, big, the other language under it.
-    first, second = (lane.name_en, lane.name_zh) if lang == "en" else (lane.name_zh, lane.name_en)
-    first, second = first or second, second if first else ""
-    y = band + s(80)
-    big = 220 if lang == "zh" else 170
-    y = page.paragraph(first, big, y, INK, bold=True, max_lines=3, minimum=100)
-    if second and second != first:
-        y = page.paragraph(second, 96, y + s(16), INK)
-    facts = plain(lang, "sign.community", community=lane.community) if lane.community else ""
-    code = plain(lang, "sign.lane_code", lane_id=lane.id)
-    y = page.paragraph(f"{facts} · {code}" if facts else code, 60, y + s(24), GREY)
 
-    y += s(50)
-    page.draw.rectangle((page.margin, y, page.width - page.margin, y + s(8)), fill=ACCENT)
-    y += s(8) + s(50)
-
-    # The chief's role (and name, when given) and the four duties.
-    heading = (
-        plain(lang, "sign.chief_named", role=role, name=name)
-        if name
-        else plain(lang, "sign.duties_heading", role=role)
+def _foot(page: _Page, link: str, lang: str, district_name: str) -> int:
+    """From the bottom of the page up: the footer, the link, how to report, the QR code at
+    `QR_SIDE` and the call to scan it above. Returns the top of that call."""
+    s = page.px
+    footer_top = page.height - s(110) - page.line_of(46)
+    page.box(
+        (page.margin, footer_top - s(40), page.width - page.margin, footer_top - s(36)), ACCENT
     )
-    y = page.paragraph(heading, 96, y, INK, bold=True) + s(30)
-    y = _duties(page, lang, y)
-
-    # How to report, the QR code and the link under it; the footer at the bottom.
     footer = page.fitted(plain(lang, "sign.footer", district=district_name), 46, page.content_width)
-    link_font = page.fitted(link.removeprefix("https://"), 50, page.content_width)
+    page.in_line(footer, 46, footer_top, GREY)
+
+    link_top = footer_top - s(50) - page.line_of(50)
+    link_text = page.fitted(link.removeprefix("https://"), 50, page.content_width)
+    page.in_line(link_text, 50, link_top, GREY)
+
+    how_room = 2 * page.line_of(54)  # two lines, whether it takes one or two
+    how_top = link_top - s(20) - how_room
     how_font, how_lines = page.fit_lines(plain(lang, "sign.how"), 54, 2, minimum=40)
-    scan = page.fitted(plain(lang, "sign.scan"), 104, page.content_width, minimum=70)
-    bottom = page.height - s(110) - page.line_height(footer)
-    below_qr = len(how_lines) * page.line_height(how_font) + page.line_height(link_font) + s(20)
-    y += s(60)
-    y = page.centred(scan.text, scan.font, y, ACCENT, bold=True)
-    qr_side = min(s(1350), bottom - s(50) - below_qr - y, page.content_width)
-    qr = _qr_image(link, qr_side)
-    page.image.paste(qr, ((page.width - qr.width) // 2, y))
-    y += qr.height
+    y = how_top + (how_room - len(how_lines) * page.line_height(how_font)) // 2
     for line in how_lines:
         y = page.centred(line, how_font, y, INK)
-    page.centred(link_font.text, link_font.font, y + s(20), GREY)
 
-    page.draw.rectangle(
-        (page.margin, bottom - s(40), page.width - page.margin, bottom - s(36)), fill=ACCENT
-    )
-    page.centred(footer.text, footer.font, bottom, GREY)
+    qr = _qr_image(link, s(QR_SIDE))
+    qr_top = how_top - qr.height
+    page.image.paste(qr, ((page.width - qr.width) // 2, qr_top))
+
+    scan_top = qr_top - page.line_of(104)
+    scan = page.fitted(plain(lang, "sign.scan"), 104, page.content_width, minimum=70)
+    page.in_line(scan, 104, scan_top, ACCENT, bold=True)
+    return scan_top
 
 
-def _duties(page: _Page, lang: str, y: int) -> int:
+def _fit_middle(page: _Page, middle: _Middle, top: int, bottom: int) -> None:
+    """`middle` between `top` and `bottom`: at its full size when it fits, else all of it
+    smaller by the same factor until it does; centred in the room it leaves."""
+    room = bottom - top
+    sketch = page.sketch()
+    scale, height = 1.0, _draw_middle(sketch, middle, 0, 1.0)
+    if height > room:  # the largest scale that fits, to within 2 %
+        low, high = MIN_SCALE, 1.0
+        while high - low > 0.02:
+            mid = (low + high) / 2
+            low, high = (mid, high) if _draw_middle(sketch, middle, 0, mid) <= room else (low, mid)
+        scale, height = low, _draw_middle(sketch, middle, 0, low)
+    _draw_middle(page, middle, top + max(0, room - height) // 2, scale)
+
+
+def _draw_middle(page: _Page, m: _Middle, y: int, scale: float) -> int:
+    """The lane's names and facts, a rule, the chief's heading and the duties from `y`, at
+    `scale` times their full size; returns the y under them."""
+
+    def size(value: int) -> int:
+        return round(value * scale)
+
+    def gap(value: int) -> int:
+        return page.px(value * scale)
+
+    big = 220 if m.lang == "zh" else 170
+    y = page.paragraph(m.first, size(big), y, INK, bold=True, max_lines=3, minimum=size(100))
+    if m.second:
+        y = page.paragraph(m.second, size(96), y + gap(16), INK)
+    y = page.paragraph(m.facts, size(60), y + gap(24), GREY)
+    y += gap(50)
+    page.box((page.margin, y, page.width - page.margin, y + page.px(8)), ACCENT)
+    y += page.px(8) + gap(50)
+    y = page.paragraph(m.heading, size(96), y, INK, bold=True) + gap(30)
+    return _duties(page, m.lang, y, scale)
+
+
+def _duties(page: _Page, lang: str, y: int, scale: float) -> int:
     """The four duties as rows, the table centred: the duty's name in a red box, what it
     means beside it."""
-    s = page.px
-    term_font = page.font(66 if lang == "zh" else 50)
-    text_font = page.font(58 if lang == "zh" else 50)
+
+    def gap(value: int) -> int:
+        return page.px(value * scale)
+
+    term_font = page.font(round((66 if lang == "zh" else 50) * scale))
+    text_font = page.font(round((58 if lang == "zh" else 50) * scale))
     terms = [plain(lang, f"sign.duty.{d}") for d in DUTIES]
-    box_w = max(round(term_font.getlength(t)) for t in terms) + s(56)
-    box_h = page.line_height(term_font) + s(20)
-    gap = s(40)
+    box_w = max(round(page.measure(term_font)(t)) for t in terms) + gap(56)
+    box_h = page.line_height(term_font) + gap(20)
     rows = [
         page.wrapped(
-            plain(lang, f"sign.duty.{d}_text"), text_font, page.content_width - box_w - gap
-        )
+            plain(lang, f"sign.duty.{d}_text"), text_font, page.content_width - box_w - gap(40)
+        )[:3]
         for d in DUTIES
     ]
-    text_w = max(round(text_font.getlength(line)) for lines in rows for line in lines)
-    x = (page.width - (box_w + gap + text_w)) // 2
+    text_w = max(round(page.measure(text_font)(line)) for lines in rows for line in lines)
+    x = (page.width - (box_w + gap(40) + text_w)) // 2
     for term, lines in zip(terms, rows, strict=True):
-        lines = lines[:3]
         text_h = len(lines) * page.line_height(text_font)
         row_h = max(text_h, box_h)
         box_top = y + (row_h - box_h) // 2
-        page.draw.rounded_rectangle(
-            (x, box_top, x + box_w, box_top + box_h), radius=s(14), fill=ACCENT
-        )
-        page.centred(term, term_font, box_top + s(10), WHITE, bold=True, centre=x + box_w / 2)
+        page.box((x, box_top, x + box_w, box_top + box_h), ACCENT, radius=gap(14))
+        page.centred(term, term_font, box_top + gap(10), WHITE, bold=True, centre=x + box_w / 2)
         ty = y + (row_h - text_h) // 2
         for line in lines:
-            ty = page.left(line, text_font, x + box_w + gap, ty, INK)
-        y += row_h + s(26)
+            ty = page.left(line, text_font, x + box_w + gap(40), ty, INK)
+        y += row_h + gap(26)
     return y
 
 
@@ -265,7 +337,12 @@ class _Fitted:
 
 
 class _Page:
-    """A white A4 page with text helpers; sizes are given at 300 dpi and scaled."""
+    """A white A4 page with text helpers; sizes are given at 300 dpi and scaled.
+
+    Lines are `LINE` font sizes high with the baseline `BASELINE` below their top, whatever
+    the font: fonts' own ascents and line gaps differ by a third (Noto Sans CJK's are larger
+    than WenQuanYi's), and a layout built on them changed with the machine's fonts.
+    """
 
     def __init__(self, font_path: Path, dpi: int) -> None:
         self.font_path = font_path
@@ -275,7 +352,15 @@ class _Page:
         self.content_width = self.width - 2 * self.margin
         self.image = Image.new("RGB", (self.width, self.height), WHITE)
         self.draw = ImageDraw.Draw(self.image)
+        self.ink = True
         self._fonts: dict[int, ImageFont.FreeTypeFont] = {}
+        self._lengths: dict[tuple[float, str], float] = {}
+
+    def sketch(self) -> _Page:
+        """The same page for measuring: the helpers return where things go, drawing nothing."""
+        dry = copy.copy(self)
+        dry.ink = False
+        return dry
 
     def px(self, value: float) -> int:
         return round(value * self.scale)
@@ -289,17 +374,32 @@ class _Page:
 
     def fitted(self, text: str, size: int, width: int, *, minimum: int = 40) -> _Fitted:
         """`text` at `size`, or smaller (down to `minimum`) until it fits on one line."""
-        while size > minimum and self.font(size).getlength(text) > width:
+        while size > minimum and self.measure(self.font(size))(text) > width:
             size = max(minimum, int(size * 0.92))
         return _Fitted(text, self.font(size))
 
+    def measure(self, font: ImageFont.FreeTypeFont) -> Measure:
+        """`font`'s width of a string, remembered: fitting the text measures the same words
+        at the same sizes many times over."""
+
+        def length(text: str) -> float:
+            key = (font.size, text)
+            if key not in self._lengths:
+                self._lengths[key] = font.getlength(text)
+            return self._lengths[key]
+
+        return length
+
     def line_height(self, font: ImageFont.FreeTypeFont | _Fitted) -> int:
         f = font.font if isinstance(font, _Fitted) else font
-        ascent, descent = f.getmetrics()
-        return ascent + descent
+        return round(f.size * LINE)
+
+    def line_of(self, size: int) -> int:
+        """The height of a line of text at `size` (at 300 dpi)."""
+        return self.line_height(self.font(size))
 
     def wrapped(self, text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
-        return wrap(text, font.getlength, width)
+        return wrap(text, self.measure(font), width)
 
     def fit_lines(
         self, text: str, size: int, max_lines: int, *, minimum: int
@@ -309,13 +409,14 @@ class _Page:
         short with "…"."""
         while True:
             font = self.font(size)
-            lines = balanced_wrap(text, font.getlength, self.content_width)
+            measure = self.measure(font)
+            lines = balanced_wrap(text, measure, self.content_width)
             if len(lines) <= max_lines:
                 return font, lines
             if size <= minimum:
                 kept = lines[: max_lines - 1]
                 rest = _join(lines[max_lines - 1 :])
-                return font, [*kept, ellipsize(rest, font.getlength, self.content_width)]
+                return font, [*kept, ellipsize(rest, measure, self.content_width)]
             size = max(minimum, int(size * 0.92))
 
     def paragraph(
@@ -337,6 +438,17 @@ class _Page:
             y = self.centred(line, font, y, fill, bold=bold)
         return y
 
+    def in_line(
+        self, fitted: _Fitted, size: int, y: int, fill: tuple[int, int, int], *, bold: bool = False
+    ) -> int:
+        """`fitted` centred in a line of `size` from `y` (it may have been set smaller to fit
+        the width); returns the y under that line."""
+        room = self.line_of(size)
+        self.centred(
+            fitted.text, fitted.font, y + (room - self.line_height(fitted)) // 2, fill, bold=bold
+        )
+        return y + room
+
     def centred(
         self,
         text: str,
@@ -349,14 +461,20 @@ class _Page:
     ) -> int:
         """One line centred on `centre` (the page's middle) with its top at `y`."""
         x = self.width / 2 if centre is None else centre
-        self._text((x, y + font.getmetrics()[0]), text, font, fill, bold, "ms")
+        self._text((x, y + round(font.size * BASELINE)), text, font, fill, bold, "ms")
         return y + self.line_height(font)
 
     def left(
         self, text: str, font: ImageFont.FreeTypeFont, x: int, y: int, fill: tuple[int, int, int]
     ) -> int:
-        self._text((x, y + font.getmetrics()[0]), text, font, fill, False, "ls")
+        self._text((x, y + round(font.size * BASELINE)), text, font, fill, False, "ls")
         return y + self.line_height(font)
+
+    def box(
+        self, xy: tuple[float, float, float, float], fill: tuple[int, int, int], *, radius: int = 0
+    ) -> None:
+        if self.ink:
+            self.draw.rounded_rectangle(xy, radius=radius, fill=fill)
 
     def _text(
         self,
@@ -367,6 +485,8 @@ class _Page:
         bold: bool,
         anchor: str,
     ) -> None:
+        if not self.ink:
+            return
         # The CJK fonts Debian ships have one weight: bold is drawn with a thin outline.
         stroke = max(1, round(font.size / 56)) if bold else 0
         self.draw.text(

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path
@@ -23,51 +21,27 @@ from bot import fonts, signs
 from bot.__main__ import main
 from bot.cli.signs import _Refused, bot_username
 from bot.config import SAMPLE_DISTRICT_DIR, Settings, get_settings
-from bot.district import District, load_district
+from bot.district import District, Lane, load_district
 from bot.i18n import LOCALES_DIR
 from bot.people import grant
 from bot.sandbox.emulator import TelegramEmulator
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
+from tests.cjk_fonts import EACH, any_font, font_of, found_as
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
 
-def _install_font() -> str | None:
-    """Install Debian's CJK font as root; None when done, else why it could not be."""
-    if os.name != "posix" or os.geteuid() != 0:
-        return "not root"
-    apt = shutil.which("apt-get")
-    if apt is None:
-        return "no apt-get"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = [apt, "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q"]
-    install += ["--no-install-recommends", fonts.APT_PACKAGE]
-    for attempt in ("installed", "lists updated"):
-        done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600)
-        if done.returncode == 0:
-            return None
-        if attempt == "installed":
-            # A fresh machine may have no package lists yet.
-            subprocess.run([apt, "update", "-q"], env=env, capture_output=True, timeout=600)
-    return f"apt-get install failed: {done.stderr.strip().splitlines()[-1:]}"
+@pytest.fixture(**EACH)
+def cjk_font(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each font the bot knows how to find, in turn, as the one it finds."""
+    return found_as(request.param, monkeypatch)
 
 
-@pytest.fixture(scope="session")
-def cjk_font() -> Path:
-    """A font that draws Chinese; installs fonts-wqy-microhei when running as root with apt."""
-    found = fonts.find_cjk_font()
-    if found is None:
-        why = _install_font()
-        fonts.forget()
-        found = fonts.find_cjk_font()
-        if found is None:
-            pytest.skip(
-                f"no CJK font and could not install {fonts.APT_PACKAGE} ({why}): "
-                f"run `apt-get install {fonts.APT_PACKAGE}` to test the street signs"
-            )
-    return found
+@pytest.fixture
+def any_cjk_font() -> Path:
+    return any_font()
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +93,50 @@ def test_sign_is_a4_with_a_large_qr_code_of_the_lanes_link(
     assert abs(centre - image.width / 2) < image.width * 0.01
 
 
+def test_the_qr_code_is_the_same_whatever_the_font_and_the_names(district: District) -> None:
+    """Laid out before any text: the same size at the same place with every font, in both
+    languages, and with names long enough to crowd the page (the text shrinks instead)."""
+    paths = []
+    for family in fonts.FAMILIES:
+        try:
+            paths.append(font_of(family))
+        except pytest.skip.Exception:
+            continue
+    if len(paths) < 2:
+        pytest.skip("fewer than two of the known CJK fonts could be installed")
+    lanes = [district.lanes["CW-009"], _long_named(district.lanes["CW-009"])]
+    where = {
+        (path.name, lang, lane.name_en): _qr_corners(
+            signs.render_sign(
+                lane,
+                district,
+                bot_username="SuipaiDemo_bot",
+                lang=lang,
+                font_path=path,
+                dpi=signs.MIN_DPI,
+            )
+        )
+        for path in paths
+        for lang in ("zh", "en")
+        for lane in lanes
+    }
+    assert len(set(where.values())) == 1, where
+
+
+def _qr_corners(png: bytes) -> tuple[tuple[int, int], ...]:
+    [code] = decode(png)
+    p = code.position
+    return tuple((c.x, c.y) for c in (p.top_left, p.top_right, p.bottom_right, p.bottom_left))
+
+
+def _long_named(lane: Lane) -> Lane:
+    return replace(
+        lane,
+        name_zh="朝阳门外大街东大桥路口至神路街南口段辅路及周边胡同",
+        name_en="Chaoyangmenwai Street service road from Dongdaqiao Road to Shenlu Street",
+    )
+
+
 def test_the_longest_lane_names_fit_the_page(district: District, cjk_font: Path) -> None:
     """Nothing is drawn in the side margins below the header band: no text overflows."""
     for lang, name in (("zh", attrgetter("name_zh")), ("en", attrgetter("name_en"))):
@@ -131,13 +149,7 @@ def test_the_longest_lane_names_fit_the_page(district: District, cjk_font: Path)
 
 
 def test_long_names_wrap_and_the_code_still_reads(district: District, cjk_font: Path) -> None:
-    from dataclasses import replace
-
-    lane = replace(
-        district.lanes["CW-009"],
-        name_zh="朝阳门外大街东大桥路口至神路街南口段辅路及周边胡同",
-        name_en="Chaoyangmenwai Street service road from Dongdaqiao Road to Shenlu Street",
-    )
+    lane = _long_named(district.lanes["CW-009"])
     for lang in ("zh", "en"):
         png = signs.render_sign(
             lane,
@@ -148,9 +160,10 @@ def test_long_names_wrap_and_the_code_still_reads(district: District, cjk_font: 
             lang=lang,
         )
         _assert_margins_clear(png, lang)
-        assert [c.text for c in decode(png)] == [
-            "https://t.me/chaoyang_street_reports_bot?start=lane_CW-009"
-        ]
+        [code] = decode(png)
+        assert code.text == "https://t.me/chaoyang_street_reports_bot?start=lane_CW-009"
+        side = code.position.top_right.x - code.position.top_left.x
+        assert side > 0.3 * 2480, "long names made the QR code smaller"
 
 
 def test_the_chiefs_name_changes_the_sign_and_only_when_given(
@@ -304,7 +317,7 @@ async def test_no_username_and_no_token_is_a_clear_error() -> None:
 
 
 def test_cli_all_writes_one_sign_per_lane(
-    clean_settings: Path, cjk_font: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    clean_settings: Path, any_cjk_font: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     district = load_district(SAMPLE_DISTRICT_DIR)
     asyncio.run(_chief_on_record(f"sqlite+aiosqlite:///{clean_settings}", district))
@@ -348,7 +361,7 @@ async def _chief_on_record(url: str, district: District) -> None:
 
 def test_cli_one_lane_with_username_from_the_settings(
     clean_settings: Path,
-    cjk_font: Path,
+    any_cjk_font: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -377,7 +390,7 @@ def test_cli_unknown_lane_is_exit_code_2(
 
 
 def test_cli_without_username_or_token_is_exit_code_2(
-    clean_settings: Path, cjk_font: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    clean_settings: Path, any_cjk_font: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["signs", "--lane", "CW-001", "--out", str(tmp_path / "x")]) == 2
     assert "BOT_USERNAME" in capsys.readouterr().err
