@@ -2,7 +2,9 @@
 
 Drawn with Pillow at 1080 × 1350 (a phone's portrait screen) with large type. Chinese labels
 need a CJK font (see `bot.fonts`); without one the chart falls back to the Latin labels it is
-given, so it never draws empty boxes, and it never fails for want of a font.
+given, so it never draws empty boxes, and it never fails for want of a font. Text is placed by
+its baseline at distances measured in font sizes (`TOP`, `MIDDLE`), not by the font's own
+ascent, so labels sit where they belong with any font.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ LATIN_FONTS = (
     "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
 )
 
+# From a line's baseline, in font sizes: its top, and its visual middle (that of the digits
+# and the ideographs). Fonts' own ascents differ by a fifth (Noto Sans CJK's are the tallest).
+TOP, MIDDLE = 0.9, 0.38
+
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 FontMaker = Callable[[int], Font]
 
@@ -60,10 +66,10 @@ def trend_png(points: Sequence[TrendPoint], text: ChartText, latin: ChartText) -
     font = _font_maker(cjk if cjk is not None else _latin_font())
     image = Image.new("RGB", SIZE, PAPER)
     draw = ImageDraw.Draw(image)
-    draw.text((MARGIN, 40), words.title, font=_fitting(draw, font, words.title, 54), fill=INK)
+    _write(draw, MARGIN, 40, words.title, _fitting(draw, font, words.title, 54), INK)
     if points:  # the dates in numbers: readable in any language
         span = f"{points[0].day:%Y-%m-%d} – {points[-1].day:%Y-%m-%d}"
-        draw.text((MARGIN, 110), span, font=font(32), fill=MUTED)
+        _write(draw, MARGIN, 110, span, font(32), MUTED)
     _counts_panel(draw, font, points, words, top=190, bottom=700)
     _rates_panel(draw, font, points, words, top=790, bottom=1290)
     out = io.BytesIO()
@@ -89,7 +95,7 @@ def _counts_panel(
     top: int,
     bottom: int,
 ) -> None:
-    draw.text((MARGIN, top), words.counts, font=font(36), fill=INK)
+    _write(draw, MARGIN, top, words.counts, font(36), INK)
     _legend(draw, font, top + 52, [(RECEIVED, words.received), (RESOLVED, words.resolved)])
     box = (MARGIN + 70, top + 120, SIZE[0] - MARGIN, bottom - 50)
     highest = max([1, *(max(p.received, p.resolved) for p in points)])
@@ -115,7 +121,7 @@ def _rates_panel(
     top: int,
     bottom: int,
 ) -> None:
-    draw.text((MARGIN, top), words.rates, font=font(36), fill=INK)
+    _write(draw, MARGIN, top, words.rates, font(36), INK)
     series = [
         (RESPONSE, words.response, [p.response for p in points]),
         (RESOLUTION, words.resolution, [p.resolution for p in points]),
@@ -157,7 +163,7 @@ def _legend(
     label_font = font(32)
     for colour, label in items:
         draw.rounded_rectangle((x, y + 4, x + 30, y + 34), radius=6, fill=colour)
-        draw.text((x + 42, y), label, font=label_font, fill=INK)
+        _write(draw, x + 42, y + 19, label, label_font, INK, middle=True)  # level with it
         x += 42 + int(draw.textlength(label, font=label_font)) + 40
         if x > SIZE[0] - MARGIN - 200:  # the next item on a line of its own
             x, y = MARGIN, y + 48
@@ -176,7 +182,7 @@ def _grid(
         y = bottom - (bottom - top) * value / scale_max
         draw.line((left, y, right, y), fill=GRID if value else MUTED, width=2)
         width = draw.textlength(label, font=tick_font)
-        draw.text((left - 12 - width, y - 16), label, font=tick_font, fill=MUTED)
+        _write(draw, left - 12 - width, y, label, tick_font, MUTED, middle=True)
 
 
 def _days(
@@ -190,9 +196,25 @@ def _days(
         label = str(p.day.day)
         width = draw.textlength(label, font=day_font)
         colour = INK if i == len(points) - 1 else MUTED
-        draw.text(
-            (left + slot * i + (slot - width) / 2, bottom + 10), label, font=day_font, fill=colour
-        )
+        _write(draw, left + slot * i + (slot - width) / 2, bottom + 10, label, day_font, colour)
+
+
+def _write(
+    draw: ImageDraw.ImageDraw,
+    x: float,
+    y: float,
+    text: str,
+    font: Font,
+    fill: str,
+    *,
+    middle: bool = False,
+) -> None:
+    """`text` from `x` with its top at `y`, or (`middle`) its visual middle."""
+    if not isinstance(font, ImageFont.FreeTypeFont):  # Pillow's bitmap font: from the top only
+        draw.text((x, y), text, font=font, fill=fill)
+        return
+    baseline = y + font.size * (MIDDLE if middle else TOP)
+    draw.text((x, baseline), text, font=font, fill=fill, anchor="ls")
 
 
 def _fitting(draw: ImageDraw.ImageDraw, font: FontMaker, text: str, size: int) -> Font:

@@ -6,7 +6,9 @@ import io
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,8 +17,16 @@ from bot import charts
 from bot.config import SAMPLE_DISTRICT_DIR
 from bot.digest import build_digest
 from bot.district import District, load_district
+from bot.kpi import Rate, TrendPoint
 from storage.db import make_engine, make_sessionmaker
 from tests.casebook import DAY, NOW, Casebook, at, chaowai_week
+from tests.cjk_fonts import EACH, found_as
+
+
+@pytest.fixture(**EACH)
+def cjk_font(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each font the bot knows how to find, in turn, as the one the chart is drawn with."""
+    return found_as(request.param, monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +120,7 @@ async def test_best_and_worst_lanes(
 
 
 async def test_the_chart_is_a_phone_sized_png(
-    week: tuple[AsyncSession, Casebook], district: District
+    week: tuple[AsyncSession, Casebook], district: District, cjk_font: Path
 ) -> None:
     session, _ = week
     digest = await build_digest(session, district, "chaowai", day=DAY, now=NOW, lang="zh")
@@ -119,6 +129,53 @@ async def test_the_chart_is_a_phone_sized_png(
     assert [p.day for p in digest.trend] == [DAY - timedelta(days=13 - i) for i in range(14)]
     # Not blank: the bars of the last day are drawn in the received colour.
     assert (0x4C, 0x78, 0xA8) in {c for _, c in image.convert("RGB").getcolors(1 << 16) or []}
+
+
+def test_the_charts_words_sit_level_with_what_they_name(cjk_font: Path) -> None:
+    """The legend's words level with their colour swatches, the scale's numbers with their
+    gridlines, whatever the font (fonts' own ascents differ by a fifth)."""
+    points = [
+        TrendPoint(
+            DAY - timedelta(days=13 - i), i % 5, i % 3, Rate(i % 4, 4), Rate(1, 2), Rate(2, 3)
+        )
+        for i in range(14)
+    ]
+    words = charts.ChartText(
+        title="朝外街道 · 近14天",
+        counts="每日受理与办结（件）",
+        rates="三率（%）",
+        received="受理",
+        resolved="办结",
+        response="响应率",
+        resolution="解决率",
+        satisfaction="满意率",
+    )
+    rgb = np.asarray(Image.open(io.BytesIO(charts.trend_png(points, words, words)))).astype(int)
+    ink = rgb.sum(axis=2) < 3 * 160  # text, dark on white
+
+    swatch = np.flatnonzero((rgb[190:330, 64:94] == (0x4C, 0x78, 0xA8)).all(axis=2).any(axis=1))
+    level = 190 + (swatch.min() + swatch.max()) / 2
+    assert abs(_middle(ink[:, 106:170], level) - level) <= 3, "legend"
+
+    # The gridlines, in a column clear of bars and lines, and each one's number left of it.
+    grid = np.flatnonzero(
+        (rgb[:, 1010] == (0xD8, 0xDE, 0xE4)).all(axis=1)
+        | (rgb[:, 1010] == (0x59, 0x63, 0x6E)).all(axis=1)
+    )
+    lines = [
+        (run[0] + run[-1]) / 2 for run in np.split(grid, np.flatnonzero(np.diff(grid) > 1) + 1)
+    ]
+    assert len(lines) >= 8  # both panels
+    for line in lines:
+        assert abs(_middle(ink[:, 40:122], line) - line) <= 3, f"the number of the line at {line}"
+
+
+def _middle(ink: np.ndarray, near: float) -> float:
+    """The middle of the ink within 25 rows of `near`."""
+    top = round(near) - 25
+    rows = np.flatnonzero(ink[top : top + 51].any(axis=1))
+    assert rows.size, f"no text near row {near}"
+    return float(top + (rows.min() + rows.max()) / 2)
 
 
 async def test_without_a_chinese_font_the_chart_speaks_latin(
