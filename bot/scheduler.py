@@ -16,7 +16,7 @@ from sqlalchemy import update
 from bot import cases, handling, sla
 from bot.context import AppContext
 from bot.digest_jobs import Digests
-from bot.housekeeping import prune_generated
+from bot.housekeeping import housekeep
 from bot.keyboards import rating_keyboard
 from bot.notify import handlers, refresh_cards, send_card, supervisors
 from bot.outgoing import Outbox
@@ -133,9 +133,9 @@ async def digests(ctx: AppContext) -> int:
 
 
 async def housekeeping(ctx: AppContext) -> int:
-    """Generated files (exports, digest charts) past their week."""
-    async with ctx.sessionmaker() as session:
-        return await prune_generated(session, ctx.media_dir, ctx.clock.now())
+    """The hourly retention job (bot/housekeeping.py): generated files, unused photos, abandoned
+    drafts, sent messages and processed update ids past the district's periods."""
+    return await housekeep(ctx)
 
 
 def start_scheduler(ctx: AppContext) -> AsyncIOScheduler:

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import tests.conftest as conftest
-from bot import housekeeping
+from bot import housekeeping, scheduler
 from bot.housekeeping import (
     housekeep,
     prune_drafts,
@@ -314,7 +314,7 @@ async def test_the_hourly_job_takes_the_districts_periods(
         keep_processed_updates_days=2.0,
     )
     monkeypatch.setattr(h.ctx, "district", replace(h.district, privacy=shorter))
-    assert await housekeep(h.ctx) == 4
+    assert await scheduler.housekeeping(h.ctx) == 4  # what the scheduler runs every hour
     assert not unused.exists()
     assert await remaining(sessions, ProcessedUpdate.update_id) == set()
     assert await remaining(sessions, FsmState.key) == set()
