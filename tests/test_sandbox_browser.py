@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from bot import fonts
 from bot.config import SAMPLE_DISTRICT_DIR
 from bot.district import load_district
 from bot.i18n import has_key, t
@@ -49,6 +50,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PHONE_WIDTH, PHONE_HEIGHT = 360, 740
+CJK_FONT_PACKAGE = "fonts-noto-cjk"  # what Debian's chromium draws Chinese with, by choice
 WAIT_MS = 15_000  # for the bot's answers; the page itself reacts in milliseconds
 START_TIMEOUT_S = 90.0
 
@@ -77,18 +79,26 @@ def _install_chromium() -> str | None:
     """Install Debian's chromium once; returns why it cannot be had, or None when it is there.
 
     The colour emoji font comes along so that screenshots show the bot's emoji, not boxes;
-    the page works without it.
+    the page works without it. The CJK font too (see `_install_cjk_font`).
     """
     if CHROMIUM.exists():
         return None
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         return f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get)"
-    problem = _apt_install("chromium", "fonts-noto-color-emoji")
+    problem = _apt_install("chromium", "fonts-noto-color-emoji", CJK_FONT_PACKAGE)
     if problem is not None and not CHROMIUM.exists():
         problem = _apt_install("chromium")  # the font is a nicety; the browser is not
     if CHROMIUM.exists():
         return None
     return problem or "apt-get installed no /usr/bin/chromium"
+
+
+def _install_cjk_font() -> None:
+    """A font for the page's Chinese, where chromium was there before: without one every
+    character is an empty box in the screenshots (test_9 says so)."""
+    if fonts.find_cjk_font() is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        _apt_install(CJK_FONT_PACKAGE)
+        fonts.forget()
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +109,7 @@ def chromium() -> str:
     problem = _install_chromium()
     if problem is not None:
         pytest.skip(f"no browser for the sandbox test: {problem}")
+    _install_cjk_font()
     return str(CHROMIUM)
 
 
@@ -504,6 +515,32 @@ def test_8_whatever_the_bot_sends_is_drawn_safely(play: Play) -> None:
     expect(bubble).to_have_count(0)
     play.images_loaded()
     play.screenshot("officer-anything")
+
+
+def test_9_the_pages_chinese_is_drawn_with_a_font(play: Play) -> None:
+    """Two different characters in the chat's font look different. Without a font for Chinese
+    both are the same empty box ("tofu"), and so is every Chinese word in the screenshots."""
+    drawn = play.page.evaluate(
+        """(chars) => {
+            const font = getComputedStyle(document.querySelector('#chat')).fontFamily;
+            const canvas = document.createElement('canvas');
+            canvas.width = canvas.height = 64;
+            const context = canvas.getContext('2d', {willReadFrequently: true});
+            return chars.map((ch) => {
+                context.clearRect(0, 0, 64, 64);
+                context.font = `48px ${font}`;
+                context.textBaseline = 'top';
+                context.fillText(ch, 8, 8);
+                const alpha = context.getImageData(0, 0, 64, 64).data.filter((_, i) => i % 4 == 3);
+                return Array.from(alpha).join(',');
+            });
+        }""",
+        ["街", "巷", "\U0010fffd"],
+    )
+    street, lane, missing = drawn
+    assert street != lane and missing not in (street, lane), (
+        f"the page draws Chinese as empty boxes: no CJK font (`apt-get install {CJK_FONT_PACKAGE}`)"
+    )
 
 
 def _chat(play: Play, persona: str) -> list[dict[str, Any]]:
