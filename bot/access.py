@@ -102,9 +102,27 @@ def _within(person: Person, role: str, kind: str, case: Case | None, scope: str 
     if kind == OWN:
         return case.reporter_id is not None and case.reporter_id == person.id
     if kind == ASSIGNED:
-        return case.assignee_id is not None and case.assignee_id == person.id
-    target = {LANE: case.lane_id, DEPARTMENT: case.department_id, STREET: case.street_id}[kind]
+        # An assignment outlives no role: a chief who lost the lane cannot act on its cases,
+        # even from a card still in his chat.
+        mine = case.assignee_id is not None and case.assignee_id == person.id
+        return mine and covers(person, role, case)
+    target = _place(case, kind)
     return target is not None and has_role(person, role, target)
+
+
+# Which of a case's places a role's scope names: a chief's lane, an officer's department …
+CASE_SCOPE: Final = {CHIEF: LANE, OFFICER: DEPARTMENT, SUPERVISOR: STREET}
+
+
+def covers(person: Person, role: str, case: Case) -> bool:
+    """Does `person` hold `role` over the case's own lane, department or street office?"""
+    kind = CASE_SCOPE.get(role)
+    target = _place(case, kind) if kind is not None else None
+    return target is not None and has_role(person, role, target)
+
+
+def _place(case: Case, kind: str) -> str | None:
+    return {LANE: case.lane_id, DEPARTMENT: case.department_id, STREET: case.street_id}[kind]
 
 
 def has_role(person: Person, role: str, scope: str | None = None) -> bool:

@@ -2,9 +2,9 @@
 
 One world: a whistled case on lane CW-001 (street office 朝外, department 城管), reported by a
 resident, assigned to that lane's chief; a second case with no lane, street or department yet;
-and a person for every role, inside and outside the case's scope. Every (person, action) pair
-is a test, its expected answer written out by hand below: the table in bot/access.py must
-agree with this one.
+a third assigned to a chief who no longer holds its lane; and a person for every role, inside
+and outside the case's scope. Every (person, action) pair is a test, its expected answer
+written out by hand below: the table in bot/access.py must agree with this one.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from tests import conftest
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 LANE, OTHER_LANE, STREET, OTHER_STREET = "CW-001", "CW-002", "chaowai", "sanlitun"
 DEPARTMENT, OTHER_DEPARTMENT = "chengguan", "huanwei"
+LEFT_BEHIND = "CY-20261123-0003"
 
 # Who is in the world: (role, scope) pairs they hold; the reporter and stranger hold none.
 PEOPLE: dict[str, list[tuple[str, str | None]]] = {
@@ -152,6 +153,21 @@ async def _build_world(url: str) -> None:
                         photos=[],
                     )
                 )
+            # Assigned to a chief who has since lost the lane (his role is another lane's now).
+            session.add(
+                Case(
+                    number=LEFT_BEHIND,
+                    state="dispatched",
+                    lane_id=LANE,
+                    street_id=STREET,
+                    assignee_id=ids["other_chief"],
+                    description="胡同口堆物堆料",
+                    reporter_id=ids["reporter"],
+                    created_at=NOW,
+                    updated_at=NOW,
+                    photos=[],
+                )
+            )
     finally:
         await engine.dispose()
 
@@ -206,6 +222,19 @@ async def test_over_the_whole_district(
     session: AsyncSession, who: str, action: str, expected: bool
 ) -> None:
     assert allowed(await person(session, who), action) is expected
+
+
+async def test_an_assignment_the_persons_roles_no_longer_cover_gives_no_power(
+    session: AsyncSession,
+) -> None:
+    left = await case(session, LEFT_BEHIND)
+    former = await person(session, "other_chief")
+    assert left.assignee_id == former.id
+    assert [a for a in CASE_ACTIONS if allowed(former, a, left)] == []
+    assert not may_handle(former, left)
+    # The lane's own chief sees it, and acts on it once it is assigned to him.
+    assert allowed(await person(session, "chief"), access.VIEW_CASE, left)
+    assert not allowed(await person(session, "chief"), access.ACCEPT, left)
 
 
 @pytest.mark.parametrize("who", list(PEOPLE))
