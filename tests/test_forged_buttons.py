@@ -275,6 +275,38 @@ async def test_every_button_replayed_after_its_step_is_stale(h: Harness) -> None
     ]
 
 
+async def test_a_transfer_press_takes_only_a_lane_its_picker_offered(h: Harness) -> None:
+    p = await cast(h)
+    chief = p["chief"]
+    case = await report(h, p["resident"])
+    card = (await chief.expect(contains=f"案件 {case.number}")).message_id
+    await chief.press_callback(card, f"card:transfer:{case.id}")
+    picker = await chief.expect_edit(message_id=card)
+    offered = {
+        b["callback_data"].split(":", 2)[2]
+        for row in (picker.reply_markup or {}).get("inline_keyboard", [])
+        for b in row
+        if b["callback_data"].startswith("trf:")
+    }
+    far = next(lane for lane in sorted(h.district.lanes, reverse=True) if lane not in offered)
+    assert far != case.lane_id
+    before = await snapshot(h, case, besides=chief)
+    for lane in (far, case.lane_id, "NOPE"):
+        answer = await press(h, chief, f"trf:{case.id}:{lane}")
+        assert answer.show_alert and answer.text == t("zh", "button.unknown"), lane
+        # Had the pick been taken, these words would be the reason of a transfer there.
+        await chief.send_text("位置属于隔壁胡同")
+        await settled(h, chief)
+    assert await snapshot(h, case, besides=chief) == before
+    # A lane the picker offered is taken.
+    pick = sorted(offered - {"-"})[0]
+    await chief.press_callback(card, f"trf:{case.id}:{pick}")
+    where = h.district.lanes[pick].name_zh
+    await chief.expect(
+        contains=plain_text("zh", "card.ask_transfer", number=case.number, where=where)
+    )
+
+
 async def test_replayed_confirm_triage_withdraw_and_forget_buttons(h: Harness) -> None:
     p = await cast(h)
     resident, supervisor = p["resident"], p["supervisor"]

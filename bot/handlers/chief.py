@@ -6,6 +6,7 @@ a forged, replayed, stale or doubled press does nothing harmful and says why.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from aiogram import Bot, F, Router
@@ -34,6 +35,8 @@ from bot.outgoing import Outbox, Recipient
 from bot.routing.pipeline import lane_chief
 from bot.views import task_line
 from storage.models import Case, CaseEvent, Person
+
+log = logging.getLogger(__name__)
 
 NEARBY_LANES = 8
 
@@ -171,10 +174,12 @@ async def transfer_pick(
     if case is None:
         return
     me = out.to(person)
-    lane = None if callback_data.lane == "-" else ctx.district.lanes.get(callback_data.lane)
-    if callback_data.lane != "-" and lane is None:
-        await query.answer(me.t("card.gone"), show_alert=True)
+    # Only what the picker offered: the lanes are worked out again as the keyboard was.
+    if callback_data.lane != "-" and callback_data.lane not in _nearby_lanes(ctx, case):
+        log.warning("transfer of case %s to lane %r, not offered", case.id, callback_data.lane)
+        await query.answer(me.t("button.unknown"), show_alert=True)
         return
+    lane = None if callback_data.lane == "-" else ctx.district.lanes[callback_data.lane]
     await query.answer()
     await state.set_state(HandlerInput.transfer)
     await state.update_data(case_id=case.id, lane=callback_data.lane)
