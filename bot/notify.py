@@ -6,16 +6,19 @@ Every message goes to the outbox in the caller's transaction. A card is sent und
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.access import ADMIN, OFFICER, SUPERVISOR
+from bot.config import Settings
 from bot.context import AppContext
+from bot.district import District
 from bot.keyboards import card_keyboard, triage_keyboard
 from bot.outgoing import Outbox, Recipient
+from bot.people import Removal
 from bot.routing.dispatch import CHIEF, DEPARTMENT, Decision
 from bot.routing.pipeline import Routed
 from bot.views import card
@@ -24,6 +27,16 @@ from storage.people import people_with_role
 
 # The side a chat reads a card from decides its buttons (see keyboards.CARD_BUTTONS).
 CHIEF_SIDE, DEPARTMENT_SIDE, SUPERVISOR_SIDE = "chief", "department", "supervisor"
+
+
+class Cards(Protocol):
+    """What cards are made from, in the bot (its AppContext) or in the shell."""
+
+    @property
+    def district(self) -> District: ...
+
+    @property
+    def settings(self) -> Settings: ...
 
 
 async def announce(ctx: AppContext, out: Outbox, routed: Routed, reporter: Person | None) -> None:
@@ -93,7 +106,7 @@ async def tell_followers(
         me.say(key, case_id=case.id, number=case.number, **values)
 
 
-def card_markup(ctx: AppContext, lang: str, side: str, case: Case) -> InlineKeyboardMarkup | None:
+def card_markup(ctx: Cards, lang: str, side: str, case: Case) -> InlineKeyboardMarkup | None:
     if case.state == "triage" and side == SUPERVISOR_SIDE:
         picks = triage_keyboard(lang, ctx.district, case.id)
         actions = card_keyboard(lang, side, case.state, case.id)
@@ -102,7 +115,7 @@ def card_markup(ctx: AppContext, lang: str, side: str, case: Case) -> InlineKeyb
     return card_keyboard(lang, side, case.state, case.id)
 
 
-def send_card(ctx: AppContext, to: Recipient, side: str, case: Case) -> None:
+def send_card(ctx: Cards, to: Recipient, side: str, case: Case) -> None:
     """Photos, the location, then the card with the buttons this side may press."""
     paths = [p.path for p in case.photos if p.kind == "before"]
     if paths:
@@ -117,7 +130,7 @@ def send_card(ctx: AppContext, to: Recipient, side: str, case: Case) -> None:
     )
 
 
-async def refresh_cards(ctx: AppContext, out: Outbox, case: Case) -> None:
+async def refresh_cards(ctx: Cards, out: Outbox, case: Case) -> None:
     """Edit every card of the case in place: new state, only the buttons that still apply."""
     rows = await out.session.execute(
         select(OutboxMessage.chat_id, OutboxMessage.ref)
@@ -139,7 +152,7 @@ async def refresh_cards(ctx: AppContext, out: Outbox, case: Case) -> None:
         )
 
 
-async def handlers(out: Outbox, ctx: AppContext, case: Case) -> list[tuple[Recipient, str]]:
+async def handlers(out: Outbox, ctx: Cards, case: Case) -> list[tuple[Recipient, str]]:
     """The chats that act on a case now, each with its side."""
     session = out.session
     found: list[tuple[Recipient, str]] = []
@@ -158,7 +171,7 @@ async def handlers(out: Outbox, ctx: AppContext, case: Case) -> list[tuple[Recip
     return _unique(found)
 
 
-async def supervisors(out: Outbox, ctx: AppContext, case: Case) -> list[Recipient]:
+async def supervisors(out: Outbox, ctx: Cards, case: Case) -> list[Recipient]:
     """The street office's supervisors (and its triage group), to be told or to step in."""
     found: list[tuple[Recipient, str]] = []
     office = ctx.district.street_offices.get(case.street_id or "")
@@ -173,6 +186,37 @@ async def supervisors(out: Outbox, ctx: AppContext, case: Case) -> list[Recipien
         for person in await people_with_role(out.session, ADMIN):
             found.append((out.to(person), SUPERVISOR_SIDE))
     return [to for to, _ in _unique(found)]
+
+
+async def announce_handover(ctx: Cards, out: Outbox, removal: Removal, person: Person) -> None:
+    """After `person` lost a role: the new hands get the cards of the cases handed on, no card
+    in `person`'s chat keeps a button they may no longer press, and `person` hears where their
+    cases went."""
+    for case in removal.handed_on:
+        await refresh_cards(ctx, out, case)
+        chief = await out.session.get(Person, case.assignee_id) if case.assignee_id else None
+        if chief is not None:
+            send_card(ctx, out.to(chief), CHIEF_SIDE, case)
+        else:  # triage, or a department alone: a supervisor picks who goes on
+            for to in await supervisors(out, ctx, case):
+                send_card(ctx, to, SUPERVISOR_SIDE, case)
+    for case in removal.stayed:
+        await drop_buttons(out, case, person.telegram_id)
+    if removal.handed_on and not person.unreachable:
+        numbers = ", ".join(case.number for case in removal.handed_on)
+        out.to(person).say("people.handed_on", numbers=numbers)
+
+
+async def drop_buttons(out: Outbox, case: Case, chat_id: int) -> None:
+    """Take the buttons off the case's cards in one chat, leaving the others' as they are."""
+    refs = await out.session.scalars(
+        select(OutboxMessage.ref)
+        .where(OutboxMessage.chat_id == chat_id, OutboxMessage.ref.like(f"card:{case.id}:%"))
+        .distinct()
+    )
+    for ref in refs:
+        # Without reply_markup the edit removes the keyboard; the sender finds the message.
+        out.call(chat_id, "editMessageReplyMarkup", {"message_ref": ref})
 
 
 def _unique(found: list[tuple[Recipient, str]]) -> list[tuple[Recipient, str]]:

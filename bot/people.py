@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.access import ADMIN, CHIEF, OFFICER, ROLES, SUPERVISOR, VOLUNTEER
+from bot.access import ADMIN, CHIEF, OFFICER, ROLES, SUPERVISOR, VOLUNTEER, covers
+from bot.cases import ACCEPTED, DISPATCHED, RESOLVED, TRIAGE, WHISTLED, record
 from bot.district import District
 from bot.menus import refresh_menu
-from storage.models import Person, Role, RoleChange
-from storage.people import get_or_create_person
+from bot.routing.pipeline import lane_chief
+from storage.models import Case, Person, Role, RoleChange
+from storage.people import get_or_create_person, people_with_role
 
 # Which kind of scope each role takes.
 SCOPE_KIND = {ADMIN: None, SUPERVISOR: "street", CHIEF: "lane", OFFICER: "department"}
@@ -101,7 +104,17 @@ def scope_kind(district: District, role: str, scope: str | None) -> str | None:
     return SCOPE_KIND.get(role) if scope is not None else None
 
 
-async def revoke(
+@dataclass(frozen=True)
+class Removal:
+    """What removing roles did: how many went, the cases that changed hands with them, and
+    those the person may no longer act on that stayed where they were (a department's)."""
+
+    count: int
+    handed_on: list[Case] = field(default_factory=list)
+    stayed: list[Case] = field(default_factory=list)
+
+
+async def remove_roles(
     session: AsyncSession,
     *,
     telegram_id: int,
@@ -110,11 +123,13 @@ async def revoke(
     now: datetime,
     removed_by: int | None = None,
     via: str | None = None,
-) -> int:
-    """Remove matching roles (all of a person's roles when `role` is None); returns how many."""
+) -> Removal:
+    """Remove matching roles (all of a person's roles when `role` is None), and hand on the
+    cases the person may no longer act on (see `hand_on`); the caller tells whom it concerns.
+    """
     person = await session.scalar(select(Person).where(Person.telegram_id == telegram_id))
     if person is None:
-        return 0
+        return Removal(0)
     doomed = [
         r
         for r in person.roles
@@ -126,7 +141,100 @@ async def revoke(
     if doomed:
         refresh_menu(session, person, now)
     await session.flush()
-    return len(doomed)
+    if not doomed:
+        return Removal(0)
+    return await hand_on(session, person, doomed, now, removed_by)
+
+
+async def revoke(
+    session: AsyncSession,
+    *,
+    telegram_id: int,
+    role: str | None,
+    scope: str | None,
+    now: datetime,
+    removed_by: int | None = None,
+    via: str | None = None,
+) -> int:
+    """`remove_roles`, counted (the cases are handed on all the same; nobody is told)."""
+    removal = await remove_roles(
+        session,
+        telegram_id=telegram_id,
+        role=role,
+        scope=scope,
+        now=now,
+        removed_by=removed_by,
+        via=via,
+    )
+    return removal.count
+
+
+# A case needs its handler until it is rated: a low rating reopens it to the same assignee.
+HELD = (DISPATCHED, ACCEPTED, WHISTLED, RESOLVED)
+HANDED_ON_NOTE = "reassigned because the role was removed"
+
+
+async def hand_on(
+    session: AsyncSession, person: Person, lost: list[Role], now: datetime, by: int | None
+) -> Removal:
+    """A role removed is power removed: move the cases that were the person's to act on.
+
+    A case assigned to them that their roles no longer cover goes to its lane's chief (whoever
+    holds that role now), or, with nobody left to act on it, to the street office's triage; so
+    does a department's own case when the department's last officer goes. A department that
+    still has officers keeps its cases. Each move is a `transferred` event by `by`.
+    """
+    assigned = await session.scalars(
+        select(Case)
+        .where(Case.assignee_id == person.id, Case.state.in_(HELD))
+        .order_by(Case.id)
+        .with_for_update(key_share=True)  # as bot.cases.hold: transitions wait, then see it moved
+        .execution_options(populate_existing=True)
+    )
+    touched = [c for c in assigned if not covers(person, CHIEF, c)]
+    departments = {r.scope for r in lost if r.role == OFFICER and r.scope}
+    if departments:
+        theirs = await session.scalars(
+            select(Case)
+            .where(Case.department_id.in_(departments), Case.state.in_(HELD))
+            .order_by(Case.id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        touched += [c for c in theirs if c not in touched]
+    removal = Removal(len(lost))
+    for case in touched:
+        moved = await _reassign(session, case, person, now, by)
+        (removal.handed_on if moved else removal.stayed).append(case)
+    return removal
+
+
+async def _reassign(
+    session: AsyncSession, case: Case, gone: Person, now: datetime, by: int | None
+) -> bool:
+    """Give `case` a handler other than `gone`; False when it still has one and nothing moved."""
+    before = case.assignee_id
+    if before == gone.id:
+        case.assignee_id = await lane_chief(session, case.lane_id) if case.lane_id else None
+    officers = (
+        await people_with_role(session, OFFICER, case.department_id) if case.department_id else []
+    )
+    to_triage = case.assignee_id is None and not officers and case.state != RESOLVED
+    if to_triage:
+        case.state = TRIAGE
+        case.department_id = None
+    elif case.assignee_id == before:
+        return False
+    case.updated_at = now
+    data: dict[str, object] = {
+        "from_lane": case.lane_id,
+        "to_lane": None if to_triage else case.lane_id,
+        "reason": "role_removed",
+        "from_assignee": before,
+        "to_assignee": case.assignee_id,
+    }
+    record(session, case, by, "transferred", now, note=HANDED_ON_NOTE, data=data)
+    return True
 
 
 def _record(

@@ -5,14 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.access import ROLES
 from bot.clock import SystemClock
-from bot.config import get_settings
-from bot.district import load_district
-from bot.people import PeopleError, everyone_with_roles, grant, revoke
+from bot.config import Settings, get_settings
+from bot.district import District, load_district
+from bot.notify import announce_handover
+from bot.outgoing import Outbox
+from bot.people import PeopleError, everyone_with_roles, grant, remove_roles
 from storage.db import make_engine, make_sessionmaker
+from storage.models import Case, Person
+from storage.people import person_by_telegram_id
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,22 +77,44 @@ async def _add(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class ShellCards:
+    """What the cards of cases handed on are made from, outside the bot."""
+
+    district: District
+    settings: Settings
+
+
 async def _remove(args: argparse.Namespace) -> int:
     settings = get_settings()
+    cards = ShellCards(load_district(settings.district_dir), settings)
     engine = make_engine(settings.database_url)
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
-            n = await revoke(
-                session,
-                telegram_id=args.telegram_id,
-                role=args.role,
-                scope=args.scope,
-                now=SystemClock().now(),
+            now = SystemClock().now()
+            removal = await remove_roles(
+                session, telegram_id=args.telegram_id, role=args.role, scope=args.scope, now=now
             )
+            person = await person_by_telegram_id(session, args.telegram_id)
+            if removal.count and person is not None:
+                # Queued in the outbox, like every message: the running bot sends them.
+                out = Outbox(session, now)
+                if not person.unreachable:
+                    out.to(person).say("people.removed_you")
+                await announce_handover(cards, out, removal, person)
+            handed_on = [await _handed_on_line(session, case) for case in removal.handed_on]
     finally:
         await engine.dispose()
-    print(f"removed {n} role(s) from {args.telegram_id}")
-    return 0 if n else 1
+    print(f"removed {removal.count} role(s) from {args.telegram_id}")
+    for line in handed_on:
+        print(line)
+    return 0 if removal.count else 1
+
+
+async def _handed_on_line(session: AsyncSession, case: Case) -> str:
+    chief = await session.get(Person, case.assignee_id) if case.assignee_id else None
+    to = f"chief {chief.telegram_id}" if chief is not None else "the supervisors"
+    return f"  {case.number} ({case.state}): handed on to {to}"
 
 
 async def _list(args: argparse.Namespace) -> int:

@@ -17,13 +17,14 @@ from bot.context import AppContext
 from bot.digest_jobs import split_text
 from bot.district import District
 from bot.i18n import Safe
+from bot.notify import announce_handover
 from bot.outgoing import Outbox, Recipient
 from bot.people import (
     VIA_CHAT,
     PeopleError,
     everyone_with_roles,
     grant,
-    revoke,
+    remove_roles,
     scope_kind,
 )
 from storage.models import Person, Role
@@ -75,7 +76,7 @@ async def people_command(
         await add(ctx, out, me, person, words[1], words[2], words[3] if len(words) > 3 else None)
     elif words[0] == "remove" and len(words) in (2, 3, 4):
         role, scope = [*words[2:], None, None][:2]
-        await remove(out, me, person, words[1], role, scope)
+        await remove(ctx, out, me, person, words[1], role, scope)
     else:
         me.say("people.usage", roles=", ".join(access.ROLES))
 
@@ -124,7 +125,13 @@ async def add(
 
 
 async def remove(
-    out: Outbox, me: Recipient, admin: Person, who: str, role: str | None, scope: str | None
+    ctx: AppContext,
+    out: Outbox,
+    me: Recipient,
+    admin: Person,
+    who: str,
+    role: str | None,
+    scope: str | None,
 ) -> None:
     target = telegram_id(who)
     if target is None:
@@ -137,7 +144,7 @@ async def remove(
     if target == admin.telegram_id and role in (None, access.ADMIN):
         me.say("people.keep_yourself")  # the chat would lose its last way in
         return
-    removed = await revoke(
+    removal = await remove_roles(
         out.session,
         telegram_id=target,
         role=role,
@@ -146,14 +153,17 @@ async def remove(
         removed_by=admin.id,
         via=VIA_CHAT,
     )
-    if not removed:
+    if not removal.count:
         me.say("people.none_removed", id=target)
         return
-    log.warning("person %s removed %s role(s) from %s", admin.id, removed, target)
-    me.say("people.removed", id=target, count=removed)
+    log.warning("person %s removed %s role(s) from %s", admin.id, removal.count, target)
+    me.say("people.removed", id=target, count=removal.count)
     person = await person_by_telegram_id(out.session, target)
-    if person is not None and not person.unreachable:
+    if person is None:
+        return
+    if not person.unreachable:
         out.to(person).say("people.removed_you")
+    await announce_handover(ctx, out, removal, person)
 
 
 async def list_people(ctx: AppContext, out: Outbox, me: Recipient) -> None:
