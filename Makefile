@@ -24,11 +24,11 @@ run: $(STAMP) catalogs
 	$(BIN)/python -m bot run
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot storage tests bench
-	$(BIN)/ruff format --check bot storage tests bench
+	$(BIN)/ruff check bot storage tgemu tests bench
+	$(BIN)/ruff format --check bot storage tgemu tests bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy bot storage
+	$(BIN)/mypy bot storage tgemu
 
 pytest: $(STAMP) catalogs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -29,8 +29,8 @@ from typing import Any
 from bot.app import app_context, make_bot, make_dispatcher
 from bot.clock import SystemClock
 from bot.config import Settings
-from bot.delivery import RateLimiter
-from bot.scheduler import start_scheduler
+from bot.jobs.scheduler import start_scheduler
+from bot.telegram.delivery import RateLimiter
 
 TOKEN = "123456789:BENCH-token-for-the-emulator"
 

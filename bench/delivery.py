@@ -19,7 +19,7 @@ from bench.report import Results, Row
 from bot.app import make_bot
 from bot.clock import SystemClock
 from bot.config import Settings
-from bot.delivery import Sender
+from bot.telegram.delivery import Sender
 from storage.db import make_engine, make_sessionmaker
 from storage.outbox import enqueue
 

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.sandbox.emulator import TelegramEmulator
-from bot.sandbox.emulator_models import Chat, SentMessage
+from tgemu.emulator import TelegramEmulator
+from tgemu.models import Chat, SentMessage
 
 SentHook = Callable[[float, Chat, SentMessage], None]
 

@@ -33,7 +33,7 @@ from bench.report import Results, Row
 from bench.residents import UPDATES_PER_REPORT, Cards, Outcome, Plan, bare_report, report
 from bench.sample_photos import photos
 from bench.synthetic_district import write_district
-from bot.district import District, load_district
+from bot.domain.district import District, load_district
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Case, OutboxMessage, Person, Role
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import numpy as np
 from numpy.typing import NDArray
 
-from bot.district import District
+from bot.domain.district import District
 
 H = 3600.0
 Floats = NDArray[np.float64]

@@ -29,8 +29,8 @@ from bench.databases import _admin, drop_template, fresh_database
 from bench.kpi_data import generate
 from bench.kpi_load import load_postgres, load_sqlite
 from bench.kpis import DAY, MONTH, NOW, STREET, district
-from bot import kpi, kpi_sql
-from bot.digest import build_digest
+from bot.figures import kpi, kpi_sql
+from bot.figures.digest import build_digest
 from storage.db import make_engine, make_sessionmaker
 
 HERE = Path(__file__).resolve().parent

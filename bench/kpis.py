@@ -1,8 +1,8 @@
 """Benchmark 4, KPIs and the digest over a district's history (1,000,000 cases by default).
 
-Times one supervisor's daily digest (`bot.digest.build_digest`: the day, the day before, the
+Times one supervisor's daily digest (`bot.figures.digest.build_digest`: the day, the day before, the
 month to date and the same days of last month, most overdue, rankings, hotspots, 14-day trend
-and its chart) and the district's KPIs for the last full month (`bot.kpi.compute`). Each
+and its chart) and the district's KPIs for the last full month (`bot.figures.kpi.compute`). Each
 against a bare query that reads the same rows once (COUNT of the events in the window), in
 the same database, run first so that both find the rows in the cache. The digest is the best
 of two runs (the first also loads fonts and compiles statements); the month is run once.
@@ -24,9 +24,9 @@ from bench.kpi_data import History, generate
 from bench.kpi_load import load_postgres, load_sqlite, postgres_indexes, sqlite_indexes
 from bench.report import Results, Row
 from bench.synthetic_district import write_district
-from bot import kpi
-from bot.digest import build_digest
-from bot.district import District, load_district
+from bot.domain.district import District, load_district
+from bot.figures import kpi
+from bot.figures.digest import build_digest
 from storage.db import make_engine, make_sessionmaker
 
 SECTION = "4 KPIs"

@@ -17,8 +17,8 @@ from typing import Any
 
 from bench.emulated import TimedEmulator
 from bot.i18n import t
-from bot.sandbox.emulator_models import Chat, SentMessage
-from bot.sandbox.emulator_text import inline_buttons, is_inline
+from tgemu.models import Chat, SentMessage
+from tgemu.text import inline_buttons, is_inline
 
 NUMBER = re.compile(r"[A-Z]+-\d{8}-\d{4,}")
 UPDATES_PER_REPORT = 4

@@ -26,7 +26,7 @@ import shapely
 
 from bench.report import Results, Row
 from bench.synthetic_district import LAT0, LON0, M_PER_DEG_LAT, SPACING_M, write_district
-from bot.district import District, load_district
+from bot.domain.district import District, load_district
 
 SECTION = "3 routing"
 ROUNDS = 3
@@ -64,7 +64,7 @@ def lane_lookup(
     district: District, points: Sequence[tuple[float, float]]
 ) -> tuple[float, float, str]:
     """(µs per locate, µs per bare STRtree query, how the points fell)."""
-    from bot.routing.locate import LaneMatch, Locator, NoLane
+    from bot.domain.routing.locate import LaneMatch, Locator, NoLane
 
     locator = Locator(district)
     lanes = sorted(district.lanes.values(), key=lambda lane: lane.id)
@@ -109,7 +109,7 @@ def _texts(district: District, count: int, seed: int = 9) -> list[str]:
 
 def classification(district: District, texts: Sequence[str]) -> tuple[float, float, str]:
     """(µs per classify, µs per bare keyword scan, share sent to triage)."""
-    from bot.routing.classify import Classifier
+    from bot.domain.routing.classify import Classifier
 
     classifier = Classifier(list(district.categories.values()), None, threshold=0.6)
     rules = [(c.id, [k.lower() for k in c.keywords]) for c in district.categories.values()]
@@ -131,7 +131,7 @@ def classification(district: District, texts: Sequence[str]) -> tuple[float, flo
 
 def dispatching(district: District, count: int, seed: int = 10) -> tuple[float, float]:
     """(µs per decide, µs per bare Decision)."""
-    from bot.routing.dispatch import Decision, decide
+    from bot.domain.routing.dispatch import Decision, decide
 
     rng = random.Random(seed)
     lanes = list(district.lanes.values())

@@ -23,22 +23,22 @@ from aiogram.types import BotCommand, ErrorEvent, Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
-from bot.abuse import FloodControl
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.context import AppContext
-from bot.delivery import Sender
-from bot.district import load_district
-from bot.handlers import root_router
+from bot.domain.district import load_district
+from bot.domain.routing.classify import Classifier, TextModel
+from bot.domain.routing.locate import Locator
 from bot.health import CTX, healthz
 from bot.i18n import language_from_telegram, t
-from bot.menus import EVERYONE, MENU_LANGUAGES, menu
-from bot.middlewares import HoldButtonAnswers, UnitOfWork
-from bot.notify import assignee_unreachable
-from bot.outgoing import Outbox
-from bot.routing.classify import Classifier, TextModel
-from bot.routing.locate import Locator
-from bot.scheduler import start_scheduler
+from bot.jobs.scheduler import start_scheduler
+from bot.telegram.abuse import FloodControl
+from bot.telegram.delivery import Sender
+from bot.telegram.handlers import root_router
+from bot.telegram.menus import EVERYONE, MENU_LANGUAGES, menu
+from bot.telegram.middlewares import HoldButtonAnswers, UnitOfWork
+from bot.telegram.notify import assignee_unreachable
+from bot.telegram.outgoing import Outbox
 from storage.db import connection_lost, make_engine, make_sessionmaker
 from storage.fsm import LocalEventIsolation, RedisChatLocks, SqlStorage
 
@@ -143,7 +143,7 @@ async def app_context(
 
 
 async def set_commands(bot: Bot) -> None:
-    """The default menu, everyone's: a person with a role has their own (bot/menus.py)."""
+    """The default menu, everyone's: a person with a role has their own (bot/telegram/menus.py)."""
     for lang, code in MENU_LANGUAGES:
         commands = [BotCommand.model_validate(item) for item in menu(lang, EVERYONE)]
         await bot.set_my_commands(commands, language_code=code)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.localtime import district_timezone
+from bot.domain.localtime import district_timezone
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DISTRICT_DIR = REPO_ROOT / "district"
@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     max_photo_bytes: int = 20 * 1024 * 1024
     max_photo_pixels: int = 50_000_000
-    # PNG, WebP and HEIC are decoded whole, JPEG at a fraction: bot/photos.py MAX_NON_JPEG_PIXELS.
+    # PNG, WebP and HEIC are decoded whole, JPEG at a fraction:
+    # bot/domain/photos.py MAX_NON_JPEG_PIXELS.
     max_photo_pixels_non_jpeg: int = Field(default=25_000_000, ge=1)
     # Photos decoded at once in one process, each up to a few hundred MB at its peak.
     photo_decoders: int = Field(default=2, ge=1, le=32)

@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.delivery import Sender
-from bot.district import District
-from bot.routing.classify import Classifier
-from bot.routing.locate import Locator
+from bot.domain.district import District
+from bot.domain.routing.classify import Classifier
+from bot.domain.routing.locate import Locator
+from bot.telegram.delivery import Sender
 
 
 @dataclass

@@ -62,7 +62,7 @@ class Person(Base):
     unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
-    # Set by /forget: name and username are cleared and no longer stored (bot/forget.py).
+    # Set by /forget: name and username are cleared and no longer stored (bot/domain/forget.py).
     forgotten_at: Mapped[datetime | None]
 
     roles: Mapped[list[Role]] = relationship(
@@ -311,7 +311,7 @@ class DigestRun(Base):
     """A scheduled daily digest to one person: at most one per person and reported day.
 
     The process whose INSERT … ON CONFLICT DO NOTHING adds the row is the one that sends, in the
-    same transaction as the digest's outbox messages (bot/digest_jobs.py); any other process's
+    same transaction as the digest's outbox messages (bot/jobs/digests.py); any other process's
     insert does nothing. `created_at` is the moment its figures are as of (recompute with it to
     check them); `sent_at` when its messages went to the outbox. On-demand digests add no row.
     """

@@ -1,9 +1,9 @@
-"""Each CJK font the bot knows how to find (`bot.fonts.FAMILIES`), installed for the tests.
+"""Each CJK font the bot knows how to find (`bot.figures.fonts.FAMILIES`), installed for the tests.
 
 The images the bot draws (street signs, digest charts) must come out right with whichever of
 them a machine has, so their tests run once per font, each in turn made the one that
-`bot.fonts.find_cjk_font` finds. A font not installed is installed with apt-get when the tests
-run as root; a test is skipped for a font only when that cannot be done, and says why.
+`bot.figures.fonts.find_cjk_font` finds. A font not installed is installed with apt-get when the
+tests run as root; a test is skipped for a font only when that cannot be done, and says why.
 
 A test module declares `@pytest.fixture(**EACH) def cjk_font(request, monkeypatch)` returning
 `found_as(request.param, monkeypatch)`, and its tests ask for `cjk_font`.
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from bot import fonts
+from bot.figures import fonts
 
 
 @cache

@@ -19,9 +19,9 @@ from bot.app import app_context, make_bot, make_dispatcher
 from bot.clock import FakeClock
 from bot.config import SAMPLE_DISTRICT_DIR, Settings
 from bot.context import AppContext
-from bot.delivery import RateLimiter
-from bot.sandbox.emulator import TelegramEmulator
+from bot.telegram.delivery import RateLimiter
 from storage.models import Case, CaseEvent, OutboxMessage, Photo
+from tgemu.emulator import TelegramEmulator
 
 TOKEN = "123456789:TEST-token-for-the-emulator"
 
@@ -168,7 +168,7 @@ async def grant(
     h: Harness, telegram_id: int, role: str, scope: str | None = None, kind: str | None = None
 ) -> None:
     """Give a person a role, as `python -m bot people add` does."""
-    from bot.people import grant as grant_role
+    from bot.domain.people import grant as grant_role
 
     async with h.session() as session, session.begin():
         await grant_role(
@@ -209,8 +209,8 @@ async def grant_direct(
 ) -> None:
     """Give a role straight in the database, for tests whose bot runs in other processes."""
     from bot.clock import SystemClock
-    from bot.district import load_district
-    from bot.people import grant as grant_role
+    from bot.domain.district import load_district
+    from bot.domain.people import grant as grant_role
     from storage.db import make_engine, make_sessionmaker
 
     engine = make_engine(database_url)

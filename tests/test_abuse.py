@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.abuse import MESSAGES_PER_MINUTE, REPORTS_PER_HOUR, MemoryCounter, RedisCounter
-from bot.cases import MAX_PHOTOS
+from bot.domain.cases import MAX_PHOTOS
 from bot.i18n import t
-from bot.sandbox.emulator import Persona
+from bot.telegram.abuse import MESSAGES_PER_MINUTE, REPORTS_PER_HOUR, MemoryCounter, RedisCounter
 from storage.models import Ban, Case, Person
 from tests.conftest import REDIS_URL
 from tests.harness import Harness, grant, jpeg, noise_jpeg, plain_text, running_bot
 from tests.test_handling_loop import cast, first_lane
+from tgemu.emulator import Persona
 
 ADMIN, TROLL, NEWCOMER = 3001, 3002, 3003
 
@@ -42,7 +42,7 @@ async def test_thirty_one_messages_in_a_minute_get_one_slow_down_then_silence(
     h: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     chatty = h.emulator.user(1201, first_name="Chatty", language_code="en")
-    with caplog.at_level(logging.WARNING, logger="bot.abuse"):
+    with caplog.at_level(logging.WARNING, logger="bot.telegram.abuse"):
         for i in range(MESSAGES_PER_MINUTE + 5):
             await chatty.send_text(f"hello {i}")
         await h.emulator.wait_until(
@@ -59,7 +59,7 @@ async def test_thirty_one_messages_in_a_minute_get_one_slow_down_then_silence(
             lambda: said(chatty, "input.idle_text") == MESSAGES_PER_MINUTE + 1, timeout=10
         )
     assert said(chatty, "abuse.slow_down") == 1
-    warnings = [r.getMessage() for r in caplog.records if r.name == "bot.abuse"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "bot.telegram.abuse"]
     assert len(warnings) == 1 and "updates a minute" in warnings[0]
 
 
@@ -146,7 +146,7 @@ async def test_admin_bans_and_unbans_and_every_ban_is_recorded(
     await admin.send_command("/ban", str(NEWCOMER))  # before they ever write
     await admin.expect(contains=plain_text("en", "admin.banned", id=NEWCOMER))
 
-    with caplog.at_level(logging.INFO, logger="bot.middlewares"):
+    with caplog.at_level(logging.INFO, logger="bot.telegram.middlewares"):
         await troll.send_photo(jpeg(), caption="Fake problem")
         newcomer = h.emulator.user(NEWCOMER, first_name="New", language_code="en")
         await newcomer.send_command("/start")

@@ -4,7 +4,7 @@ One world: a whistled case on lane CW-001 (street office 朝外, department 城�
 resident, assigned to that lane's chief; a second case with no lane, street or department yet;
 a third assigned to a chief who no longer holds its lane; and a person for every role, inside
 and outside the case's scope. Every (person, action) pair is a test, its expected answer
-written out by hand below: the table in bot/access.py must agree with this one.
+written out by hand below: the table in bot/domain/access.py must agree with this one.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import access
-from bot.access import allowed, can_view, may_handle, may_supervise
+from bot.domain import access
+from bot.domain.access import allowed, can_view, may_handle, may_supervise
 from storage.cases import case_by_number
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade

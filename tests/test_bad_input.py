@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from bot.domain.text import FSI, PDI
 from bot.i18n import t
-from bot.sandbox.emulator import Persona
-from bot.text import FSI, PDI
 from storage.models import Case
 from tests.harness import Harness, jpeg, plain_text, running_bot
 from tests.test_handling_loop import cast, first_lane
+from tgemu.emulator import Persona
 
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u200e\u200f"
 RLO, PDF = "\u202e", "\u202c"
@@ -74,7 +74,7 @@ async def test_files_are_judged_by_content_not_by_name(
     h: Harness, media_dir: Path, logs: pytest.LogCaptureFixture
 ) -> None:
     kai = h.emulator.user(1301, first_name="Kai", language_code="en")
-    intake = "bot.handlers.intake"
+    intake = "bot.telegram.handlers.intake"
     # 8000 × 8000 pixels in a few kilobytes: decoding it would take 64 MB or more.
     bomb = png((8000, 8000))
     assert len(bomb) < 100_000
@@ -115,7 +115,7 @@ async def test_a_caption_of_1024_characters_is_the_description_whole(
     await lin.send_location(lat, lon)
     summary = await lin.expect(contains="照片：1 张")
     assert caption in (summary.text or "")
-    assert logged(logs, "bot.handlers.resident", "caption of 1024 characters")
+    assert logged(logs, "bot.telegram.handlers.resident", "caption of 1024 characters")
     await lin.press(t("zh", "button.confirm"))
     await lin.expect(contains="CY-")
     [case] = await h.cases()
@@ -140,7 +140,7 @@ async def test_stickers_videos_voice_contacts_polls_mid_report_leave_the_draft_a
     ):
         await send()
         await mo.expect(contains=unsupported)
-        assert logged(logs, "bot.handlers.fallback", f"unsupported {kind}"), kind
+        assert logged(logs, "bot.telegram.handlers.fallback", f"unsupported {kind}"), kind
     await mo.send_animation()  # a GIF comes as a file too: judged as one
     await mo.expect(contains=said("en", "photo.rejected.not_image"))
     assert await h.count(Case) == 0
@@ -159,11 +159,11 @@ async def test_locations_at_zero_zero_or_far_away_are_refused_and_asked_again(
     await noa.expect(contains=said("en", "report.ask_location"))
     await noa.send_location(0.0, 0.0)
     await noa.expect(contains=said("en", "report.location_null"))
-    assert logged(logs, "bot.handlers.resident", "location (0, 0) refused")
+    assert logged(logs, "bot.telegram.handlers.resident", "location (0, 0) refused")
     await noa.send_venue(-33.8568, 151.2153, "Opera House", "Sydney")
     district = h.district.name_en
     await noa.expect(contains=said("en", "report.location_outside", district=district)[:40])
-    assert logged(logs, "bot.handlers.resident", "outside the district refused")
+    assert logged(logs, "bot.telegram.handlers.resident", "outside the district refused")
     assert await h.count(Case) == 0
     _lane, lat, lon = first_lane(h)
     await noa.send_location(lat, lon)
@@ -180,7 +180,7 @@ async def test_invisible_and_right_to_left_characters(
     await ori.expect(contains=said("en", "report.ask_photo"))
     await ori.send_text(ZERO_WIDTH + " " + ZERO_WIDTH)
     await ori.expect(contains=said("en", "report.description_empty"))
-    assert logged(logs, "bot.handlers.resident", "empty description refused")
+    assert logged(logs, "bot.telegram.handlers.resident", "empty description refused")
     # A caption of invisible characters is no description either: it is asked for.
     await ori.send_photo(jpeg(), caption=ZERO_WIDTH)
     await ori.expect(contains=said("en", "report.ask_description", n=1, limit=5))
@@ -189,7 +189,7 @@ async def test_invisible_and_right_to_left_characters(
     text = f"胡同口堆物堆料 {RLO}hsibbur{PDF} near שער הגן, blocks the way"
     await ori.send_text(text)
     await ori.expect(contains=said("en", "report.ask_location"))
-    assert logged(logs, "bot.handlers.resident", f"description of {len(text)} characters")
+    assert logged(logs, "bot.telegram.handlers.resident", f"description of {len(text)} characters")
     _lane, lat, lon = first_lane(h)
     await ori.send_location(lat, lon)
     summary = await ori.expect(contains="Photos: 1")
@@ -216,7 +216,9 @@ async def test_an_edited_message_is_not_applied_and_the_resident_is_told(
     message_id = sent["message"]["message_id"]
     await pia.edit_text(message_id, "Manhole cover missing, someone fell in")
     await pia.expect(contains=said("en", "input.edited"))
-    assert logged(logs, "bot.handlers.fallback", f"edited message {message_id} from person")
+    assert logged(
+        logs, "bot.telegram.handlers.fallback", f"edited message {message_id} from person"
+    )
     _lane, lat, lon = first_lane(h)
     await pia.send_location(lat, lon)
     summary = await pia.expect(contains="Manhole cover missing")
@@ -229,7 +231,7 @@ async def test_a_photo_forwarded_from_a_channel_is_refused_with_the_reason(
     qi = h.emulator.user(1307, first_name="琪", language_code="zh-hans")
     await qi.forward_photo_from_channel(jpeg(), caption="朝阳发布：某路段积水")
     await qi.expect(contains=said("zh", "photo.rejected.forwarded"))
-    assert logged(logs, "bot.handlers.intake", "forwarded from a channel")
+    assert logged(logs, "bot.telegram.handlers.intake", "forwarded from a channel")
     assert await nothing_left(h, media_dir)
     # In the middle of a report: the draft keeps its own photo only.
     await qi.send_photo(jpeg((30, 30, 200)), caption="路面积水很深")

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import cases
-from bot.cases import CaseError, PhotoInput, ReportDraft, create_case
+from bot.domain import cases
+from bot.domain.cases import CaseError, PhotoInput, ReportDraft, create_case
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Case, CaseEvent
 from storage.people import get_or_create_person

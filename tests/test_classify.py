@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.cli import classifier as cli
-from bot.routing.classify import (
+from bot.domain.routing.classify import (
     Classification,
     Classifier,
     ModelFormatError,
@@ -42,7 +42,7 @@ needs_data = pytest.mark.skipif(not DATA_CSV.is_file(), reason=f"{DATA_CSV} not 
 
 @dataclass(frozen=True)
 class Cat:
-    """A minimal CategoryRule (bot.district.Category is not imported on purpose)."""
+    """A minimal CategoryRule (bot.domain.district.Category is not imported on purpose)."""
 
     id: str
     keywords: tuple[str, ...]

@@ -9,8 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
-from bot.sandbox.emulator import TelegramEmulator
 from tests.harness import TOKEN, jpeg
+from tgemu.emulator import TelegramEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import make_bot, run_webhook
-from bot.sandbox.emulator import TelegramEmulator
 from tests.harness import noise_jpeg, settings_for
 from tests.test_cli import env_for
 from tests.test_crash import bot_process
 from tests.test_webhook import SECRET, free_port
+from tgemu.emulator import TelegramEmulator
 
 LIMIT = 2
 RESIDENTS = 6

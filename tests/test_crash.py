@@ -17,12 +17,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from bot.clock import SystemClock
-from bot.outgoing import Outbox
-from bot.sandbox.emulator import TelegramEmulator
+from bot.telegram.outgoing import Outbox
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Case, OutboxMessage
 from tests.harness import jpeg
 from tests.test_cli import env_for
+from tgemu.emulator import TelegramEmulator
 
 
 @asynccontextmanager

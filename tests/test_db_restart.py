@@ -18,8 +18,7 @@ from sqlalchemy import func, select
 
 from bot.app import make_bot, run_webhook
 from bot.config import SAMPLE_DISTRICT_DIR
-from bot.district import load_district
-from bot.sandbox.emulator import Persona, TelegramEmulator
+from bot.domain.district import load_district
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.models import Case, CaseEvent, OutboxMessage, Photo
@@ -29,6 +28,7 @@ from tests.private_postgres import PrivatePostgres, private_postgres, unavailabl
 from tests.test_cli import env_for
 from tests.test_crash import bot_process, outbox_settled
 from tests.test_webhook import SECRET, free_port
+from tgemu.emulator import Persona, TelegramEmulator
 
 pytestmark = pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")
 

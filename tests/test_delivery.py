@@ -18,12 +18,12 @@ from sqlalchemy import func, select
 
 from bot.app import make_bot
 from bot.clock import FakeClock, SystemClock
-from bot.delivery import MARGIN_S, RateLimiter, Sender
-from bot.outgoing import Outbox
-from bot.sandbox.emulator import Persona, TelegramEmulator
+from bot.telegram.delivery import MARGIN_S, RateLimiter, Sender
+from bot.telegram.outgoing import Outbox
 from storage.db import make_engine, make_sessionmaker
 from storage.models import OutboxMessage, Person
 from tests.harness import settings_for
+from tgemu.emulator import Persona, TelegramEmulator
 
 
 @dataclass

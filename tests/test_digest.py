@@ -13,11 +13,11 @@ import pytest
 from PIL import Image, ImageDraw
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import charts
 from bot.config import SAMPLE_DISTRICT_DIR
-from bot.digest import build_digest
-from bot.district import District, load_district
-from bot.kpi import Rate, TrendPoint
+from bot.domain.district import District, load_district
+from bot.figures import charts
+from bot.figures.digest import build_digest
+from bot.figures.kpi import Rate, TrendPoint
 from storage.db import make_engine, make_sessionmaker
 from tests.casebook import DAY, NOW, Casebook, at, chaowai_week
 from tests.cjk_fonts import EACH, found_as

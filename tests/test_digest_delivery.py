@@ -23,11 +23,11 @@ from bot.app import app_context, make_bot
 from bot.clock import FakeClock
 from bot.config import SAMPLE_DISTRICT_DIR, get_settings
 from bot.context import AppContext
-from bot.digest_jobs import Digests, due_day
-from bot.district import load_district
+from bot.domain.district import load_district
+from bot.domain.people import grant as grant_role
 from bot.i18n import t
-from bot.people import grant as grant_role
-from bot.scheduler import digests
+from bot.jobs.digests import Digests, due_day
+from bot.jobs.scheduler import digests
 from storage.db import make_engine, make_sessionmaker
 from storage.models import DigestRun, OutboxMessage
 from tests.casebook import DAY, NOW, chaowai_week
@@ -254,16 +254,16 @@ async def test_the_new_tables_match_their_migration(database_url: str) -> None:
 async def test_one_failing_digest_does_not_hold_up_the_others(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.digest_jobs
+    import bot.jobs.digests
 
-    real = bot.digest_jobs.build_digest
+    real = bot.jobs.digests.build_digest
 
     async def broken_for_sanlitun(*args: Any, **kwargs: Any) -> Any:
         if args[2] == "sanlitun":
             raise RuntimeError("a bug in one street's figures")
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(bot.digest_jobs, "build_digest", broken_for_sanlitun)
+    monkeypatch.setattr(bot.jobs.digests, "build_digest", broken_for_sanlitun)
     await give(
         database_url,
         [(4101, "supervisor", "sanlitun", "street"), (4001, "supervisor", "chaowai", "street")],
@@ -271,6 +271,6 @@ async def test_one_failing_digest_does_not_hold_up_the_others(
     async with two_processes(database_url, tmp_path, FakeClock(NOW)) as (a, _b):
         assert await digests(a) == 1
         assert await runs(a) == 1  # 三里屯's was rolled back: it is tried again next minute
-        monkeypatch.setattr(bot.digest_jobs, "build_digest", real)
+        monkeypatch.setattr(bot.jobs.digests, "build_digest", real)
         assert await digests(a) == 1
         assert await runs(a) == 2

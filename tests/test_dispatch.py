@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import SAMPLE_DISTRICT_DIR
-from bot.district import District, load_district
-from bot.routing.dedupe import find_duplicate
-from bot.routing.dispatch import CHIEF, DEPARTMENT, TRIAGE, decide
+from bot.domain.district import District, load_district
+from bot.domain.routing.dedupe import find_duplicate
+from bot.domain.routing.dispatch import CHIEF, DEPARTMENT, TRIAGE, decide
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Case, Photo
 from tests.harness import Harness, grant, noise_jpeg, plain_text, running_bot

@@ -14,7 +14,7 @@ import shapely
 
 from bot.cli import district as district_cli
 from bot.config import SAMPLE_DISTRICT_DIR
-from bot.district import (
+from bot.domain.district import (
     EARTH_RADIUS_M,
     Category,
     District,

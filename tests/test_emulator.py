@@ -39,7 +39,7 @@ from aiohttp import web
 from PIL import Image
 
 from bot.clock import FakeClock
-from bot.sandbox.emulator import Persona, TelegramEmulator
+from tgemu.emulator import Persona, TelegramEmulator
 
 TOKEN = "123456:TEST-token"
 MB = 1024 * 1024

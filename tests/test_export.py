@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import bot.export
+import bot.figures.export
 from bot.__main__ import main
 from bot.config import SAMPLE_DISTRICT_DIR, get_settings
-from bot.district import District, load_district
-from bot.export import BOM, HEADER, export_csv, stream_csv
+from bot.domain.district import District, load_district
+from bot.figures.export import BOM, HEADER, export_csv, stream_csv
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Person
 from tests.casebook import NOW, TZ, Casebook, chaowai_week
@@ -167,7 +167,9 @@ async def test_the_export_command_lets_the_bot_write_meanwhile(
 ) -> None:
     """Held half-way through its reading, the export keeps no writer waiting (SQLite's lock)."""
     hold = Hold()
-    monkeypatch.setattr(bot.export, "stream_csv", hold.after_first_rows(bot.export.stream_csv))
+    monkeypatch.setattr(
+        bot.figures.export, "stream_csv", hold.after_first_rows(bot.figures.export.stream_csv)
+    )
     out = env / "cases.csv"
     argv = ["export", "--from", "2026-11-20", "--to", "2026-11-22", "--out", str(out)]
     export = asyncio.create_task(_run(argv))

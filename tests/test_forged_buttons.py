@@ -15,8 +15,6 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.i18n import t
-from bot.sandbox.emulator import Persona
-from bot.sandbox.emulator_models import CallbackAnswer
 from storage.models import Case, OutboxMessage, Person
 from tests.harness import Harness, grant, jpeg, plain_text, running_bot
 from tests.test_handling_loop import (
@@ -29,6 +27,8 @@ from tests.test_handling_loop import (
     resolve,
     state_of,
 )
+from tgemu.emulator import Persona
+from tgemu.models import CallbackAnswer
 
 OTHER_CHIEF, OTHER_OFFICER, OTHER_SUPERVISOR, STRANGER = 2101, 2102, 2103, 2199
 
@@ -154,14 +154,14 @@ async def test_malformed_payloads_get_an_alert_are_logged_and_change_nothing(
     case = await report(h, resident)
     await chief.expect(contains=f"案件 {case.number}")
     before = await snapshot(h, case, besides=chief)
-    with caplog.at_level(logging.WARNING, logger="bot.handlers.fallback"):
+    with caplog.at_level(logging.WARNING, logger="bot.telegram.handlers.fallback"):
         for data in MALFORMED:
             answer = await press(h, chief, data)
             assert answer.show_alert, data
             assert answer.text == t("zh", "button.unknown"), data
     await settled(h, chief)
     assert await snapshot(h, case, besides=chief) == before
-    logged = [r.getMessage() for r in caplog.records if r.name == "bot.handlers.fallback"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "bot.telegram.handlers.fallback"]
     assert len(logged) == len(MALFORMED)
     assert all("unknown button" in line for line in logged)
     # Nothing failed on the way: no "sorry, something went wrong" to anybody.

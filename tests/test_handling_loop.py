@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from bot import scheduler
 from bot.context import AppContext
 from bot.i18n import t
-from bot.outgoing import Outbox
-from bot.sandbox.emulator import Persona
-from bot.scheduler import RETRY_FAILED_STEP, sweep
+from bot.jobs import scheduler
+from bot.jobs.scheduler import RETRY_FAILED_STEP, sweep
+from bot.telegram.outgoing import Outbox
 from storage.models import Case, Deadline, OutboxMessage, Person
 from tests.harness import Harness, grant, jpeg, plain_text, running_bot
+from tgemu.emulator import Persona
 
 CHIEF, OFFICER, SUPERVISOR, OTHER_CHIEF = 2001, 2002, 2003, 2004
 PILED_UP = "胡同口堆物堆料，旧家具堵住了通道"  # 堆物堆料: handled by the lane chief
@@ -400,7 +400,7 @@ async def test_a_failing_deadline_is_set_aside_and_the_rest_of_its_batch_fires(
             await out.session.execute(text("SELECT no_such_column FROM no_such_table"))
 
     monkeypatch.setattr(scheduler, "_deadline_step", failing_step)
-    with caplog.at_level(logging.ERROR, logger="bot.scheduler"):
+    with caplog.at_level(logging.ERROR, logger="bot.jobs.scheduler"):
         assert await sweep(h.ctx) == 3
     assert [await reminders(h, i) for i in ids] == [1, 0, 1]
     assert f"case {poisoned}) failed" in caplog.text

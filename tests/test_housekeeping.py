@@ -17,8 +17,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import tests.conftest as conftest
-from bot import housekeeping, scheduler
-from bot.housekeeping import (
+from bot.jobs import housekeeping, scheduler
+from bot.jobs.housekeeping import (
     housekeep,
     prune_drafts,
     prune_generated,
@@ -46,7 +46,7 @@ def made(media_dir: Path, rel: str, age: timedelta) -> Path:
 
 
 def photo_name(n: int) -> str:
-    """Where bot/photos.py would store a photo: <2 hex>/<sha256>.jpg."""
+    """Where bot/domain/photos.py would store a photo: <2 hex>/<sha256>.jpg."""
     digest = f"{n:064x}"
     return f"{digest[:2]}/{digest}.jpg"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
-from bot import cases
+from bot.domain import cases
 from bot.i18n import LOCALES_DIR, Safe, language_from_telegram, t
 
 ROOT = Path(__file__).resolve().parent.parent

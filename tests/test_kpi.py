@@ -29,7 +29,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.kpi import Period, Rate, Scope, compute, hotspots, most_overdue, ranking, trend
+from bot.figures.kpi import Period, Rate, Scope, compute, hotspots, most_overdue, ranking, trend
 from storage.db import make_engine, make_sessionmaker
 from tests.casebook import DAY, NOW, TZ, Casebook, at, chaowai_week
 

@@ -8,7 +8,7 @@ import statistics
 import pytest
 from sqlalchemy import Float, column, insert, select, table, text
 
-from bot.kpi_sql import _median
+from bot.figures.kpi_sql import _median
 from storage.db import make_engine, make_sessionmaker
 
 

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.config import SAMPLE_DISTRICT_DIR
-from bot.district import District, load_district
-from bot.routing.locate import LaneMatch, Locator, NoLane, OutsideDistrict
+from bot.domain.district import District, load_district
+from bot.domain.routing.locate import LaneMatch, Locator, NoLane, OutsideDistrict
 from tests.test_district import area, at, feature, latlon, write_district
 
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-import bot.digest_jobs
-import bot.handlers.exports
-import bot.kpi
+import bot.figures.kpi
+import bot.jobs.digests
+import bot.telegram.handlers.exports
 from bot.i18n import t
-from bot.scheduler import digests
+from bot.jobs.scheduler import digests
 from tests.casebook import NOW, chaowai_week
 from tests.harness import Harness, grant, jpeg, running_bot
 from tests.test_handling_loop import first_lane
@@ -110,8 +110,8 @@ async def test_a_report_commits_while_an_export_is_being_read(
     me = await supervisor(h)
     on_chaowai = len([c for c in await h.cases() if c.street_id == "chaowai"])
     hold = Hold()
-    stream = hold.after_first_rows(bot.handlers.exports.stream_csv)
-    monkeypatch.setattr(bot.handlers.exports, "stream_csv", stream)
+    stream = hold.after_first_rows(bot.telegram.handlers.exports.stream_csv)
+    monkeypatch.setattr(bot.telegram.handlers.exports, "stream_csv", stream)
     await me.send_command("/export", "2026-11-01 2026-11-30")
     async with held(hold):
         await a_resident_reports(h)
@@ -126,10 +126,10 @@ async def test_a_report_commits_while_figures_are_being_read(
     me = await supervisor(h)
     hold = Hold()
     if command == "/digest":
-        build = hold.after(bot.digest_jobs.build_digest)
-        monkeypatch.setattr(bot.digest_jobs, "build_digest", build)
+        build = hold.after(bot.jobs.digests.build_digest)
+        monkeypatch.setattr(bot.jobs.digests, "build_digest", build)
     else:
-        monkeypatch.setattr(bot.kpi, "rates", hold.after(bot.kpi.rates))
+        monkeypatch.setattr(bot.figures.kpi, "rates", hold.after(bot.figures.kpi.rates))
     await me.send_command(command)
     async with held(hold):
         await a_resident_reports(h)
@@ -141,7 +141,7 @@ async def test_a_report_commits_while_the_daily_digest_is_being_built(
 ) -> None:
     me = await supervisor(h)
     hold = Hold()
-    monkeypatch.setattr(bot.digest_jobs, "build_digest", hold.after(bot.digest_jobs.build_digest))
+    monkeypatch.setattr(bot.jobs.digests, "build_digest", hold.after(bot.jobs.digests.build_digest))
     job = asyncio.create_task(digests(h.ctx))
     async with held(hold):
         await a_resident_reports(h)

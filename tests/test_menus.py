@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.access import ADMIN, CHIEF, OFFICER, SUPERVISOR, VOLUNTEER
 from bot.app import make_bot, set_commands
-from bot.menus import EVERYONE, commands_for
-from bot.people import revoke
+from bot.domain.access import ADMIN, CHIEF, OFFICER, SUPERVISOR, VOLUNTEER
+from bot.domain.people import revoke
+from bot.telegram.menus import EVERYONE, commands_for
 from tests.harness import Harness, grant, running_bot
 
 CHIEF_ID = 5301

@@ -20,15 +20,15 @@ from sqlalchemy import func, select
 from bot.app import app_context, make_bot
 from bot.clock import FakeClock
 from bot.config import SAMPLE_DISTRICT_DIR
-from bot.district import load_district
-from bot.sandbox.emulator import Persona, TelegramEmulator
-from bot.scheduler import sweep
+from bot.domain.district import load_district
+from bot.jobs.scheduler import sweep
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Case, CaseEvent, Deadline
 from tests.conftest import PG_URL, REDIS_URL
 from tests.harness import grant_direct, noise_jpeg, settings_for
 from tests.test_cli import env_for
 from tests.test_webhook import SECRET, free_port
+from tgemu.emulator import Persona, TelegramEmulator
 
 pytestmark = pytest.mark.skipif(
     not (PG_URL and REDIS_URL),

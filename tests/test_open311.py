@@ -23,8 +23,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
-from bot import cases
-from bot.district import haversine_m
+from bot.domain import cases
+from bot.domain.district import haversine_m
 from bot.i18n import LOCALES_DIR, plain
 from bot.open311 import make_app
 from bot.open311.keys import add_client, allow_exact_location, authenticate, revoke

@@ -11,9 +11,9 @@ from pathlib import Path
 import aiohttp
 
 from bot.config import SAMPLE_DISTRICT_DIR
-from bot.district import load_district
-from bot.sandbox.emulator import TelegramEmulator
+from bot.domain.district import load_district
 from tests.test_cli import env_for, run_cli, tmp_cwd
+from tgemu.emulator import TelegramEmulator
 
 CHIEF = 3201
 LANE = "CW-001"

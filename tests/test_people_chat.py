@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.people import revoke, role_changes
-from bot.sandbox.emulator import Persona
+from bot.domain.people import revoke, role_changes
 from storage.models import Person, Role, RoleChange
 from storage.people import person_by_telegram_id
 from tests.harness import Harness, grant, plain_text, running_bot
+from tgemu.emulator import Persona
 
 ADMIN, CHIEF, SUPERVISOR, NEWCOMER = 4201, 5001, 4001, 5002
 

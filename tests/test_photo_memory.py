@@ -23,11 +23,11 @@ from PIL import Image
 
 from bench.procstat import memory_kib
 from bot.config import Settings
-from bot.photos import MAX_NON_JPEG_PIXELS
-from bot.sandbox.emulator import Persona, TelegramEmulator
+from bot.domain.photos import MAX_NON_JPEG_PIXELS
 from tests.harness import plain_text
 from tests.test_cli import env_for
 from tests.test_crash import bot_process
+from tgemu.emulator import Persona, TelegramEmulator
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/status").exists(), reason="reads peak memory from /proc (Linux)"
@@ -79,7 +79,7 @@ def test_one_decode_of_a_plain_png_peaks_under_the_stated_bytes_a_pixel(tmp_path
     script = (
         "import os, sys; from pathlib import Path\n"
         "from bench.procstat import memory_kib\n"
-        "from bot.photos import process_image\n"
+        "from bot.domain.photos import process_image\n"
         "data = Path(sys.argv[1]).read_bytes()\n"
         "before = memory_kib(os.getpid())['VmRSS']\n"
         "photo = process_image(data, Path(sys.argv[2]))\n"

@@ -21,7 +21,7 @@ from aiogram.types import File
 from PIL import ExifTags, Image, ImageCms, ImageDraw, ImageFile
 from PIL.TiffImagePlugin import IFDRational
 
-from bot.photos import (
+from bot.domain.photos import (
     ACCEPTED_FORMATS,
     MAX_NON_JPEG_PIXELS,
     MAX_SIDE,

@@ -17,16 +17,16 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from bot.digest import build_digest
-from bot.district import Privacy, check_district, load_district
-from bot.export import export_csv
+from bot.domain.district import Privacy, check_district, load_district
+from bot.domain.labels import labels_csv
+from bot.figures.digest import build_digest
+from bot.figures.export import export_csv
 from bot.i18n import t
-from bot.labels import labels_csv
-from bot.sandbox.emulator import Persona
-from bot.sandbox.emulator_models import SentMessage
 from storage.models import Case, CaseEvent, CategoryLabel, OutboxMessage, Person, Photo
 from tests.harness import Harness, gps_exif, jpeg, plain_text, running_bot
 from tests.test_handling_loop import PILED_UP, cast, first_lane, has_button, resolve, state_of
+from tgemu.emulator import Persona
+from tgemu.models import SentMessage
 
 RESIDENT_ID = 7654321
 NAME, SURNAME, USERNAME, PHONE = "王芳", "Zhangsecret", "wangfang_secret", "13912345678"
@@ -274,7 +274,7 @@ async def test_forget_removes_the_residents_words_kept_as_classifier_labels(h: H
             select(Person).where(Person.telegram_id != RESIDENT_ID, Person.roles.any())
         )
         assert supervisor is not None
-        for labelled in (case, other_case):  # as the triage button does (bot/cases.categorise)
+        for labelled in (case, other_case):  # as the triage button does (bot.domain.cases.categorise)
             session.add(
                 CategoryLabel(
                     case_id=labelled.id,

@@ -13,8 +13,8 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecution
 
 from bot.cli.core import setup_logging
 from bot.config import Settings
+from bot.jobs.scheduler import start_scheduler
 from bot.redaction import TokenRedactor
-from bot.scheduler import start_scheduler
 from tests.harness import TOKEN, running_bot
 
 

@@ -20,10 +20,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import cases, handling
-from bot.cases import CaseError, PhotoInput
-from bot.handling import Reassignment
-from bot.scheduler import sweep
+from bot.domain import cases, handling
+from bot.domain.cases import CaseError, PhotoInput
+from bot.domain.handling import Reassignment
+from bot.jobs.scheduler import sweep
 from storage.models import Case, CaseEvent, Deadline, Person
 from storage.people import get_or_create_person
 from tests.harness import Harness, grant, noise_jpeg, plain_text, running_bot

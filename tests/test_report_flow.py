@@ -14,9 +14,9 @@ from PIL import Image
 from sqlalchemy import select
 
 from bot.i18n import t
-from bot.sandbox.emulator import Persona
 from storage.models import Case, Photo
 from tests.harness import Harness, gps_exif, jpeg, running_bot
+from tgemu.emulator import Persona
 
 pytestmark = pytest.mark.asyncio
 

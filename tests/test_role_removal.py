@@ -15,10 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.domain.people import HANDED_ON_NOTE
 from bot.i18n import t
-from bot.people import HANDED_ON_NOTE
-from bot.sandbox.emulator import Persona
-from bot.sandbox.emulator_models import CallbackAnswer
 from storage.models import Case, CaseEvent
 from storage.people import person_by_telegram_id
 from tests.harness import Harness, grant, plain_text, running_bot
@@ -32,6 +30,8 @@ from tests.test_handling_loop import (
     first_lane,
     report,
 )
+from tgemu.emulator import Persona
+from tgemu.models import CallbackAnswer
 
 ADMIN, NEW_CHIEF, SECOND_OFFICER = 2301, 2302, 2303
 SHED = "胡同口私搭乱建，有人加盖彩钢房"  # 私搭乱建: handled by 城管 (chengguan)

@@ -28,11 +28,11 @@ from typing import Any
 
 import pytest
 
-from bot import fonts
 from bot.config import SAMPLE_DISTRICT_DIR
-from bot.district import load_district
+from bot.domain.district import load_district
+from bot.domain.routing.locate import Locator
+from bot.figures import fonts
 from bot.i18n import has_key, t
-from bot.routing.locate import Locator
 from bot.sandbox.cast import cast_for
 from tests.harness import jpeg
 

@@ -24,10 +24,10 @@ from typing import Any
 
 import aiohttp
 
-from bot.access import CHIEF
 from bot.config import SAMPLE_DISTRICT_DIR
-from bot.district import load_district
-from bot.people import grant
+from bot.domain.access import CHIEF
+from bot.domain.district import load_district
+from bot.domain.people import grant
 from bot.sandbox.web import PAGE_HEADER
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade

@@ -22,12 +22,12 @@ from bot.config import SAMPLE_DISTRICT_DIR, Settings, get_settings
 from bot.i18n import t
 from bot.sandbox.cast import cast_for, enter, load_cast
 from bot.sandbox.chatview import ChatFeed, history, reply_keyboard
-from bot.sandbox.emulator import TelegramEmulator
-from bot.sandbox.emulator_http import Params
 from bot.sandbox.run import own_data, reset
 from bot.sandbox.web import PAGE_HEADER, PAGE_TEXTS, STATIC_DIR, Sandbox, make_app
 from storage.models import Role
 from tests.harness import Harness, jpeg, running_bot
+from tgemu.emulator import TelegramEmulator
+from tgemu.http import Params
 
 AS_PAGE = {PAGE_HEADER: "1"}  # what the page's own requests carry
 

@@ -19,8 +19,8 @@ from bot.app import make_bot
 from bot.cli.core import setup_logging
 from bot.config import Settings, describe_error
 from bot.redaction import REDACTED, TokenRedactor, install, redact
-from bot.sandbox.emulator import TelegramEmulator
 from tests.harness import TOKEN, Harness, plain_text, running_bot, settings_for
+from tgemu.emulator import TelegramEmulator
 
 
 @pytest.fixture

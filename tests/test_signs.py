@@ -17,17 +17,17 @@ import zxingcpp
 from babel.messages.pofile import read_po
 from PIL import Image
 
-from bot import fonts, signs
 from bot.__main__ import main
 from bot.cli.signs import _Refused, bot_username
 from bot.config import SAMPLE_DISTRICT_DIR, Settings, get_settings
-from bot.district import District, Lane, load_district
+from bot.domain.district import District, Lane, load_district
+from bot.domain.people import grant
+from bot.figures import fonts, signs
 from bot.i18n import LOCALES_DIR
-from bot.people import grant
-from bot.sandbox.emulator import TelegramEmulator
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from tests.cjk_fonts import EACH, any_font, font_of, found_as
+from tgemu.emulator import TelegramEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)

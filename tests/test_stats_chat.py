@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.export import HEADER
-from bot.handlers.exports import BadRange, parse_range
+from bot.figures.export import HEADER
 from bot.i18n import t
-from bot.sandbox.emulator import Persona
+from bot.telegram.handlers.exports import BadRange, parse_range
 from tests.casebook import TZ, Casebook, chaowai_week
 from tests.harness import Harness, grant, plain_text, running_bot
+from tgemu.emulator import Persona
 
 SUPERVISOR, ADMIN, RESIDENT = 4001, 4002, 1001
 LATE_SUNDAY = datetime(2026, 11, 22, 23, 59, tzinfo=TZ)

@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from bot.config import SAMPLE_DISTRICT_DIR, Settings, describe_error
-from bot.district import load_district
-from bot.kpi import Period
+from bot.domain.district import load_district
+from bot.figures.kpi import Period
 
 URUMQI = ZoneInfo("Asia/Urumqi")  # UTC+6, two hours behind Beijing
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.labels import labels_csv
+from bot.domain.labels import labels_csv
 from tests.harness import Harness, grant, noise_jpeg, plain_text, running_bot
 
 

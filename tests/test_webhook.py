@@ -15,11 +15,11 @@ from sqlalchemy import func, select
 
 from bot.app import make_bot, run_webhook
 from bot.config import Settings
-from bot.sandbox.emulator import TelegramEmulator
 from storage.db import make_engine, make_sessionmaker
 from storage.models import ProcessedUpdate
 from tests.harness import noise_jpeg, settings_for
 from tests.test_cli import env_for, run_cli
+from tgemu.emulator import TelegramEmulator
 
 SECRET = "s3cret-for_tests"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.routing.classify import Evaluation
+    from bot.domain.routing.classify import Evaluation
 
 
 class CliError(Exception):
@@ -128,7 +128,7 @@ def eval_command(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from bot.routing.classify import TextModel
+    from bot.domain.routing.classify import TextModel
 
     data = read_dataset(args.csv, args.text_col, args.label_col, args.title_col)
     counts = Counter(data.labels)
@@ -150,7 +150,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from bot.routing.classify import (
+    from bot.domain.routing.classify import (
         ModelFormatError,
         TextModel,
         cross_validate_proba,
@@ -239,7 +239,7 @@ def format_evaluation(ev: Evaluation) -> str:
 
 async def labels_command(args: argparse.Namespace) -> int:
     from bot.config import get_settings
-    from bot.labels import labels_csv
+    from bot.domain.labels import labels_csv
     from storage.db import make_engine, make_sessionmaker
 
     engine = make_engine(get_settings().database_url)

@@ -59,7 +59,7 @@ async def _migrate(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace) -> int:
     webhook = bool(getattr(args, "webhook", False))
     from bot.app import make_bot, run_polling, run_webhook
-    from bot.district import DistrictError, load_district
+    from bot.domain.district import DistrictError, load_district
     from storage.migrate import upgrade
 
     settings = get_settings()
@@ -95,7 +95,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _case_show(args: argparse.Namespace) -> int:
-    from bot.reports import case_as_dict
+    from bot.domain.reports import case_as_dict
     from storage.cases import case_by_number
     from storage.db import make_engine, make_sessionmaker
 

@@ -39,8 +39,8 @@ def _day(value: str) -> date:
 async def send_command(args: argparse.Namespace) -> int:
     from bot.clock import SystemClock
     from bot.config import get_settings
-    from bot.digest_jobs import Digests, yesterday
-    from bot.district import DistrictError, load_district
+    from bot.domain.district import DistrictError, load_district
+    from bot.jobs.digests import Digests, yesterday
     from storage.db import make_engine, make_sessionmaker
 
     if not args.now and (args.day is not None or args.telegram_id is not None):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.district import District, DistrictError, load_district
+from bot.domain.district import District, DistrictError, load_district
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

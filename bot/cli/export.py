@@ -29,8 +29,8 @@ def _day(value: str) -> date:
 
 async def export_command(args: argparse.Namespace) -> int:
     from bot.config import get_settings
-    from bot.district import DistrictError, load_district
-    from bot.export import stream_csv
+    from bot.domain.district import DistrictError, load_district
+    from bot.figures.export import stream_csv
     from storage.db import make_engine, make_sessionmaker, reading
 
     if args.end < args.start:

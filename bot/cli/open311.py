@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def _serve(args: argparse.Namespace) -> int:
     from bot.cli.core import setup_logging
-    from bot.district import DistrictError, load_district
+    from bot.domain.district import DistrictError, load_district
     from bot.open311.serve import running_api
     from storage.migrate import upgrade
 

@@ -10,13 +10,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.access import ROLES
 from bot.clock import SystemClock
 from bot.config import Settings, get_settings
-from bot.district import District, load_district
-from bot.notify import announce_handover
-from bot.outgoing import Outbox
-from bot.people import PeopleError, everyone_with_roles, grant, remove_roles
+from bot.domain.access import ROLES
+from bot.domain.district import District, load_district
+from bot.domain.people import PeopleError, everyone_with_roles, grant, remove_roles
+from bot.telegram.notify import announce_handover
+from bot.telegram.outgoing import Outbox
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Case, Person
 from storage.people import person_by_telegram_id

@@ -21,11 +21,10 @@ import aiohttp
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from bot import fonts
 from bot.config import Settings, get_settings
-from bot.district import DistrictError, load_district
-from bot.i18n import LANGUAGES
-from bot.signs import (
+from bot.domain.district import DistrictError, load_district
+from bot.figures import fonts
+from bot.figures.signs import (
     DEFAULT_DPI,
     MIN_DPI,
     SignError,
@@ -34,6 +33,7 @@ from bot.signs import (
     normalise_username,
     render_sign,
 )
+from bot.i18n import LANGUAGES
 from storage.db import make_engine, make_sessionmaker
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.district import Category, District
+from bot.domain.district import Category, District
 from bot.i18n import plain
 from bot.open311.render import Value
 

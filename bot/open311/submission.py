@@ -13,11 +13,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bot.district import Category, District
+from bot.domain.district import Category, District
+from bot.domain.routing.locate import LaneMatch, Locator, NoLane, OutsideDistrict
 from bot.open311.errors import bad_request
 from bot.open311.params import coordinate
 from bot.open311.services import attributes_of
-from bot.routing.locate import LaneMatch, Locator, NoLane, OutsideDistrict
 
 MAX_DESCRIPTION = 4000  # the spec's limit
 MAX_ADDRESS = 300  # as for an address typed in the chat

@@ -26,18 +26,18 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import cases
-from bot.cases import CaseError, ReportDraft, create_case
 from bot.context import AppContext
+from bot.domain import cases
+from bot.domain.cases import CaseError, ReportDraft, create_case
+from bot.domain.routing.classify import Classification, Classifier
+from bot.domain.routing.pipeline import route_new_case
 from bot.i18n import plain
-from bot.notify import announce
 from bot.open311.errors import bad_request
 from bot.open311.queries import request_by_number
 from bot.open311.submission import Submission
 from bot.open311.view import status_notes
-from bot.outgoing import Outbox
-from bot.routing.classify import Classification, Classifier
-from bot.routing.pipeline import route_new_case
+from bot.telegram.notify import announce
+from bot.telegram.outgoing import Outbox
 from storage.cases import case_by_idempotency_key
 from storage.models import Case, CaseEvent, Open311Client
 

@@ -19,12 +19,12 @@ import math
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from bot import cases
-from bot.district import EARTH_RADIUS_M, District
+from bot.domain import cases
+from bot.domain.district import EARTH_RADIUS_M, District
 from bot.i18n import plain
 from bot.open311.params import w3c
 from bot.open311.render import Value
-from bot.views import local_time
+from bot.telegram.views import local_time
 from storage.models import Case
 
 OPEN = "open"

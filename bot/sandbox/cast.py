@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.access import CHIEF, OFFICER, SUPERVISOR
-from bot.district import District
-from bot.people import grant
-from bot.sandbox.emulator import Persona, TelegramEmulator
+from bot.domain.access import CHIEF, OFFICER, SUPERVISOR
+from bot.domain.district import District
+from bot.domain.people import grant
 from storage.db import make_engine, make_sessionmaker
+from tgemu.emulator import Persona, TelegramEmulator
 
 PREFERRED_STREET = "chaowai"
 PREFERRED_DEPARTMENT = "chengguan"

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.sandbox.emulator import SentMessage
-from bot.sandbox.emulator_models import Chat
-from bot.sandbox.emulator_text import is_inline, reply_buttons
+from tgemu.emulator import SentMessage
+from tgemu.models import Chat
+from tgemu.text import is_inline, reply_buttons
 
 Json = dict[str, Any]
 

@@ -16,14 +16,14 @@ from sqlalchemy import delete
 
 from bot.app import make_bot, run_polling
 from bot.config import Settings
-from bot.district import load_district
+from bot.domain.district import load_district
 from bot.open311.serve import mount_with_own_context
 from bot.sandbox.cast import cast_for, enter, load_cast
-from bot.sandbox.emulator import TelegramEmulator
 from bot.sandbox.web import Sandbox, make_app
 from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.models import ProcessedUpdate
+from tgemu.emulator import TelegramEmulator
 
 # Any `<digits>:<text>` token is the emulator's one bot.
 SANDBOX_TOKEN = "1000000001:SANDBOX-local-emulator"

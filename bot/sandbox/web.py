@@ -37,11 +37,11 @@ from typing import Any
 from aiohttp import WSMsgType, hdrs, web
 from shapely.geometry import mapping
 
-from bot.district import District
+from bot.domain.district import District
 from bot.i18n import LANGUAGES, normalise_language, t
 from bot.sandbox.cast import Cast
 from bot.sandbox.chatview import ChatFeed, history, inline_button, reply_button, reply_keyboard
-from bot.sandbox.emulator import Persona, TelegramEmulator
+from tgemu.emulator import Persona, TelegramEmulator
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_PHOTO_UPLOAD = 20 * 1024 * 1024

@@ -1,0 +1,1 @@
+"""The domain: lifecycle, intake, routing, SLA, access. No aiogram, no aiohttp."""

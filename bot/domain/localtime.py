@@ -1,0 +1,51 @@
+"""The district's time zone, from one place: the `timezone` key of its district.toml.
+
+Case numbers, cards, deadlines, KPIs, digests and exports all follow it. Code holding the loaded
+`District` reads `district.tz`; code holding only the settings reads `settings.tz`, which comes
+here: both read the same file, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"  # as bot.domain.district, for a file that does not name one
+
+
+def district_toml(path: Path) -> Path:
+    """The district.toml of the district in folder `path` (or `path` itself), as loaded."""
+    return path if path.suffix == ".toml" or path.is_file() else path / "district.toml"
+
+
+def district_timezone(path: Path) -> ZoneInfo:
+    """The time zone of the district in folder `path`.
+
+    A file that cannot be read, or names no valid zone, gives the default: loading the district
+    refuses it with the reason (`python -m bot district check`).
+    """
+    file = district_toml(Path(path))
+    try:
+        version = file.stat().st_mtime_ns
+    except OSError:
+        return ZoneInfo(DEFAULT_TIMEZONE)
+    return ZoneInfo(_timezone_in(str(file), version))
+
+
+@lru_cache(maxsize=16)
+def _timezone_in(file: str, _version: int) -> str:
+    """Cached per file version: cards and case numbers ask on every message."""
+    try:
+        data = tomllib.loads(Path(file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return DEFAULT_TIMEZONE
+    value = data.get("timezone")
+    if not isinstance(value, str) or not value.strip():
+        return DEFAULT_TIMEZONE
+    try:
+        ZoneInfo(value.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        return DEFAULT_TIMEZONE
+    return value.strip()

@@ -1,0 +1,1 @@
+"""Figures made from the timeline: KPIs, digest, charts, export, signs."""

@@ -1,0 +1,1 @@
+"""Time-driven work: the scheduler's sweeps, digests, housekeeping."""

@@ -1,0 +1,1 @@
+"""The Telegram adapter: middlewares, the one sender, keyboards, views, handlers."""

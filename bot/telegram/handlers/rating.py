@@ -1,0 +1,108 @@
+"""The resident rates a resolved case; a low rating or "not fixed" reopens it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message
+
+from bot.context import AppContext
+from bot.domain import access, cases, handling
+from bot.telegram.keyboards import RateAction
+from bot.telegram.notify import handlers, refresh_cards, supervisors
+from bot.telegram.outgoing import Outbox
+from storage.models import Case, Person
+
+
+class RatingComment(StatesGroup):
+    comment = State()
+
+
+async def rated(
+    query: CallbackQuery,
+    callback_data: RateAction,
+    state: FSMContext,
+    ctx: AppContext,
+    out: Outbox,
+    person: Person,
+) -> None:
+    me = out.to(person)
+    case = await out.session.get(Case, callback_data.case_id)
+    if case is None or not access.allowed(person, access.RATE, case):
+        await query.answer(me.t("case.not_yours"), show_alert=True)
+        return
+    if case.state != cases.RESOLVED:
+        await query.answer(me.t("rate.already", number=case.number), show_alert=True)
+        return
+    category = ctx.district.categories.get(case.category_id or "")
+    window = timedelta(hours=category.resolve_hours if category else 72)
+    try:
+        if callback_data.stars == 0:
+            await handling.not_fixed(out.session, case, person.id, out.now, reopen_window=window)
+        else:
+            await handling.rate(
+                out.session, case, person.id, callback_data.stars, out.now, reopen_window=window
+            )
+    except cases.CaseError as exc:
+        await query.answer(me.t(f"error.{exc.code}"), show_alert=True)
+        return
+    await query.answer()
+    if query.message is not None:
+        me.edit_markup(query.message.message_id)
+    if case.state == cases.ACCEPTED:  # reopened
+        me.say("rate.reopened", number=case.number)
+        await _reopened(ctx, out, case, callback_data.stars)
+        return
+    await refresh_cards(ctx, out, case)
+    me.say("rate.thanks", number=case.number, stars=callback_data.stars)
+    await state.set_state(RatingComment.comment)
+    await state.update_data(case_id=case.id)
+
+
+async def _reopened(ctx: AppContext, out: Outbox, case: Case, stars: int) -> None:
+    """The assignee gets the card back with its buttons; the supervisors are told."""
+    await refresh_cards(ctx, out, case)
+    why_key = "reopen.not_fixed" if stars == 0 else "reopen.low_rating"
+    for to, _side in await handlers(out, ctx, case):
+        to.say("reopen.assignee", number=case.number, why=to.t(why_key, stars=stars))
+    for to in await supervisors(out, ctx, case):
+        to.say("reopen.supervisor", number=case.number, why=to.t(why_key, stars=stars))
+
+
+async def no_comment(message: Message, state: FSMContext, out: Outbox, person: Person) -> None:
+    await state.clear()
+    out.to(person).say("rate.comment_skipped")
+
+
+async def comment(message: Message, state: FSMContext, out: Outbox, person: Person) -> None:
+    me = out.to(person)
+    text = message.text or ""
+    if text.startswith("/"):
+        await state.clear()
+        me.say("rate.comment_skipped")
+        return
+    case_id = (await state.get_data()).get("case_id")
+    case = await out.session.get(Case, case_id) if isinstance(case_id, int) else None
+    await state.clear()
+    if case is None:
+        return
+    try:
+        await handling.add_comment(out.session, case, person.id, text, out.now)
+    except cases.CaseError as exc:
+        me.text(me.t(f"error.{exc.code}", **exc.details))
+        return
+    me.say("rate.comment_thanks")
+
+
+def make_router() -> Router:
+    """A fresh router with this area's handlers (one per dispatcher)."""
+    router = Router(name="rating")
+    router.message.filter(F.chat.type == "private")
+    router.callback_query.register(rated, RateAction.filter())
+    router.message.register(no_comment, RatingComment.comment, Command("skip"))
+    router.message.register(comment, RatingComment.comment, F.text)
+    return router

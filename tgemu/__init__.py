@@ -1,0 +1,1 @@
+"""A Telegram Bot API emulator over HTTP, for tests, benchmarks and the sandbox."""
