@@ -274,7 +274,7 @@ async def test_forget_removes_the_residents_words_kept_as_classifier_labels(h: H
             select(Person).where(Person.telegram_id != RESIDENT_ID, Person.roles.any())
         )
         assert supervisor is not None
-        for labelled in (case, other_case):  # as the triage button does (bot.domain.cases.categorise)
+        for labelled in (case, other_case):  # as the triage button does (cases.categorise)
             session.add(
                 CategoryLabel(
                     case_id=labelled.id,
