@@ -107,7 +107,7 @@ class PrivatePostgres:
 
     @classmethod
     def create(cls) -> PrivatePostgres:
-        """A server not yet initialised, in a new directory (`remove` deletes it)."""
+        """A server not yet initialised, in a new directory (`close` deletes it)."""
         bin_dir = pg_bin()
         assert bin_dir is not None, unavailable()
         user = server_user()
