@@ -10,6 +10,8 @@ import os
 import pickle
 import random
 import statistics
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -113,6 +115,23 @@ def test_normalisation_folds_width_case_invisible_and_bidi_characters() -> None:
 def test_invisible_characters_cannot_hide_a_keyword() -> None:
     assert rules().classify("井\u200b盖\u200c丢了").category_id == "manhole"
     assert rules().classify("\u202eＭＡＮＨＯＬＥ\u202c is open").category_id == "manhole"
+
+
+def test_keyword_rules_alone_load_no_model_library() -> None:
+    """A bot without CLASSIFIER_MODEL never pays for scikit-learn, scipy or jieba (memory)."""
+    code = (
+        "import sys\n"
+        "from bot.domain.routing.classify import Classifier\n"
+        "from bot.domain.district import load_district\n"
+        "from bot.config import SAMPLE_DISTRICT_DIR\n"
+        "categories = list(load_district(SAMPLE_DISTRICT_DIR).categories.values())\n"
+        "assert Classifier(categories).classify('井盖丢了').category_id\n"
+        "print(sorted(m for m in ('sklearn', 'scipy', 'jieba') if m in sys.modules))\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert ran.stdout.strip() == "[]"
 
 
 @settings(max_examples=200, deadline=None)
