@@ -34,13 +34,13 @@ from bot.i18n import language_from_telegram, t
 from bot.jobs.scheduler import start_scheduler
 from bot.telegram.abuse import FloodControl
 from bot.telegram.delivery import Sender
+from bot.telegram.fsm import LocalEventIsolation, RedisChatLocks, SqlStorage
 from bot.telegram.handlers import root_router
 from bot.telegram.menus import EVERYONE, MENU_LANGUAGES, menu
 from bot.telegram.middlewares import HoldButtonAnswers, UnitOfWork
 from bot.telegram.notify import assignee_unreachable
 from bot.telegram.outgoing import Outbox
 from storage.db import connection_lost, make_engine, make_sessionmaker
-from storage.fsm import LocalEventIsolation, RedisChatLocks, SqlStorage
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"

@@ -1,214 +1,60 @@
-"""FSM storage in the database, written in the update's own transaction when there is one.
+"""Conversation state rows (`fsm_states`): under each key a state name and its data (a
+resident's draft), read and written in the caller's session.
 
-So a resident's draft, the case it becomes and the messages it causes commit together, and a
-half-finished report survives a restart. (With REDIS_URL set, aiogram's Redis storage is used
-instead, for several processes; its writes are then not part of the database transaction.)
-Also the per-chat locks that let one update of a chat in at a time, in memory or in Redis.
+Plain persistence: which transaction a row is written in, and how a chat's key is made, is the
+Telegram layer's business (bot/telegram/fsm.py, aiogram's storage on top of these).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
-from aiogram.fsm.state import State
-from aiogram.fsm.storage.base import (
-    BaseEventIsolation,
-    BaseStorage,
-    DefaultKeyBuilder,
-    KeyBuilder,
-    StorageKey,
-)
-from redis.exceptions import LockNotOwnedError, RedisError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import while_reachable
 from storage.models import FsmState
 
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
-    from redis.asyncio.lock import Lock
 
-log = logging.getLogger(__name__)
-_T = TypeVar("_T")
-
-# The session of the update being handled, set by the unit-of-work middleware.
-current_session: ContextVar[AsyncSession | None] = ContextVar("current_session", default=None)
+async def get_state(session: AsyncSession, key: str) -> str | None:
+    row = await session.get(FsmState, key)
+    return row.state if row is not None else None
 
 
-def _key(key: StorageKey) -> str:
-    parts = (key.bot_id, key.chat_id, key.user_id, key.thread_id, key.business_connection_id)
-    return ":".join("" if p is None else str(p) for p in parts) + f":{key.destiny}"
+async def get_data(session: AsyncSession, key: str) -> dict[str, Any]:
+    row = await session.get(FsmState, key)
+    return dict(row.data or {}) if row is not None else {}
 
 
-class SqlStorage(BaseStorage):
-    def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], *, retry_s: float = 120.0
-    ) -> None:
-        self._sessionmaker = sessionmaker
-        self._retry_s = retry_s
-
-    async def _in_session(self, op: Callable[[AsyncSession], Awaitable[_T]]) -> _T:
-        """Run `op` in the update's transaction, or else in a short one of its own.
-
-        Its own transaction is tried again while the database is unreachable: aiogram reads
-        the state before the update's transaction starts, and a restart must not lose it.
-        """
-        session = current_session.get()
-        if session is not None:
-            return await op(session)
-
-        async def attempt() -> _T:
-            async with self._sessionmaker() as own, own.begin():
-                return await op(own)
-
-        return await while_reachable(attempt, self._retry_s, "conversation state")
-
-    async def set_state(self, key: StorageKey, state: str | State | None = None) -> None:
-        value = state.state if isinstance(state, State) else state
-
-        async def op(session: AsyncSession) -> None:
-            row = await session.get(FsmState, _key(key))
-            if row is None:
-                if value is None:
-                    return
-                row = FsmState(key=_key(key), data={}, updated_at=datetime.now(UTC))
-                session.add(row)
-            row.state = value
-            row.updated_at = datetime.now(UTC)
-            await self._forget_if_empty(session, row)
-
-        await self._in_session(op)
-
-    async def get_state(self, key: StorageKey) -> str | None:
-        async def op(session: AsyncSession) -> str | None:
-            row = await session.get(FsmState, _key(key))
-            return row.state if row is not None else None
-
-        return await self._in_session(op)
-
-    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
-        async def op(session: AsyncSession) -> None:
-            row = await session.get(FsmState, _key(key))
-            if row is None:
-                if not data:
-                    return
-                row = FsmState(key=_key(key), state=None, updated_at=datetime.now(UTC))
-                session.add(row)
-            row.data = dict(data)
-            row.updated_at = datetime.now(UTC)
-            await self._forget_if_empty(session, row)
-
-        await self._in_session(op)
-
-    async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        async def op(session: AsyncSession) -> dict[str, Any]:
-            row = await session.get(FsmState, _key(key))
-            return dict(row.data or {}) if row is not None else {}
-
-        return await self._in_session(op)
-
-    async def close(self) -> None:
-        return None
-
-    @staticmethod
-    async def _forget_if_empty(session: AsyncSession, row: FsmState) -> None:
-        """No state and no data: nothing to keep."""
-        if row.state is None and not row.data:
-            if row in session.new:
-                session.expunge(row)
-            else:
-                await session.delete(row)
-        await session.flush()
+async def set_state(session: AsyncSession, key: str, state: str | None) -> None:
+    row = await session.get(FsmState, key)
+    if row is None:
+        if state is None:
+            return
+        row = FsmState(key=key, data={}, updated_at=datetime.now(UTC))
+        session.add(row)
+    row.state = state
+    row.updated_at = datetime.now(UTC)
+    await _forget_if_empty(session, row)
 
 
-@dataclass
-class _Turn:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0  # holding it or waiting for it
+async def set_data(session: AsyncSession, key: str, data: Mapping[str, Any]) -> None:
+    row = await session.get(FsmState, key)
+    if row is None:
+        if not data:
+            return
+        row = FsmState(key=key, state=None, updated_at=datetime.now(UTC))
+        session.add(row)
+    row.data = dict(data)
+    row.updated_at = datetime.now(UTC)
+    await _forget_if_empty(session, row)
 
 
-class LocalEventIsolation(BaseEventIsolation):
-    """One update at a time per chat and person, in this process.
-
-    aiogram's SimpleEventIsolation keeps a lock for everyone who ever wrote to the bot; here a
-    lock lives only while an update holds it or waits for it.
-    """
-
-    def __init__(self) -> None:
-        self._turns: dict[StorageKey, _Turn] = {}
-
-    # Not __len__: aiogram takes `events_isolation or DisabledEventIsolation()`, and an
-    # isolation with no locks would then be false and replaced by none.
-    @property
-    def chats_locked(self) -> int:
-        """How many chats have a lock now (held or waited for)."""
-        return len(self._turns)
-
-    @asynccontextmanager
-    async def lock(self, key: StorageKey) -> AsyncIterator[None]:
-        turn = self._turns.setdefault(key, _Turn())
-        turn.users += 1
-        try:
-            async with turn.lock:
-                yield
-        finally:
-            turn.users -= 1
-            if turn.users == 0:
-                del self._turns[key]
-
-    async def close(self) -> None:
-        self._turns.clear()
-
-
-class RedisChatLocks(BaseEventIsolation):
-    """One update at a time per chat and person, across processes, with a lock in Redis.
-
-    The lock expires after `lease_s` only so that a chat is not locked for ever by a process
-    that died: while its update is in hand (waiting out a database outage for DB_RETRY_S, a
-    slow download) the lock is renewed every third of the lease. A lock that was lost anyway
-    (Redis restarted, a renewal failed) is logged on release, not raised: by then the update's
-    work is committed, and the person must not be told that it failed.
-    """
-
-    def __init__(
-        self, redis: Redis, *, lease_s: float = 30.0, key_builder: KeyBuilder | None = None
-    ) -> None:
-        self._redis = redis
-        self._lease_s = lease_s
-        self._keys = key_builder or DefaultKeyBuilder()
-
-    @asynccontextmanager
-    async def lock(self, key: StorageKey) -> AsyncIterator[None]:
-        lock = self._redis.lock(self._keys.build(key, "lock"), timeout=self._lease_s)
-        await lock.acquire()
-        renewing = asyncio.create_task(self._renew(lock))
-        try:
-            yield
-        finally:
-            renewing.cancel()
-            await asyncio.wait([renewing])
-            try:
-                await lock.release()
-            except RedisError as exc:
-                log.warning("chat lock %s lost while its update was in hand: %s", lock.name, exc)
-
-    async def _renew(self, lock: Lock) -> None:
-        while True:
-            await asyncio.sleep(self._lease_s / 3)
-            try:
-                await lock.reacquire()
-            except LockNotOwnedError:
-                log.warning("chat lock %s expired while its update was in hand", lock.name)
-                return
-            except RedisError as exc:  # Redis away for a moment: the lease has time left
-                log.warning("chat lock %s not renewed: %s", lock.name, exc)
-
-    async def close(self) -> None:
-        return None
+async def _forget_if_empty(session: AsyncSession, row: FsmState) -> None:
+    """No state and no data: nothing to keep."""
+    if row.state is None and not row.data:
+        if row in session.new:
+            session.expunge(row)
+        else:
+            await session.delete(row)
+    await session.flush()

@@ -27,11 +27,11 @@ from bot.domain.photos import (
     MAX_SIDE,
     PhotoRejected,
     ProcessedPhoto,
-    download,
     open_stored,
     phash_distance,
     process_image,
 )
+from bot.telegram.files import download
 
 HEIF_CAN_ENCODE = bool(pillow_heif.libheif_info().get("HEIF"))
 needs_heif_encoder = pytest.mark.skipif(

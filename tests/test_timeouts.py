@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from aiogram.fsm.storage.base import DefaultKeyBuilder, StorageKey
 
-from storage.fsm import LocalEventIsolation, RedisChatLocks
+from bot.telegram.fsm import LocalEventIsolation, RedisChatLocks
 from tests.conftest import REDIS_URL
 from tests.harness import noise_jpeg, plain_text, running_bot
 from tests.test_webhook import hold_downloads

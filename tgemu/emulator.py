@@ -23,8 +23,8 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
-from bot.clock import Clock
 from tgemu.api import BotApi
+from tgemu.clock import Clock
 from tgemu.http import Params, read_params
 from tgemu.limits import Fault, Violation, Violations
 from tgemu.models import (

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from bot.clock import Clock, SystemClock
+from tgemu.clock import Clock, SystemClock
 from tgemu.files import FileStore
 from tgemu.limits import RateLimiter, Violations
 from tgemu.models import (

@@ -1,4 +1,4 @@
-"""Photo intake: download, validate by content, strip metadata, store by hash.
+"""Photo intake: validate by content, strip metadata, store by hash.
 
 Residents' photos may carry their home location, phone serial numbers or hostile payloads, so
 nothing is kept as sent: the pixels are decoded, checked and re-encoded into a bare JPEG.
@@ -18,15 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 import pillow_heif
-from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest
 from PIL import ExifTags, Image, ImageCms, ImageFile
-
-if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +46,6 @@ MAX_SIDE: Final = 2560  # longest side kept: enough to read a plate or a sign, b
 # sent as a file; at 50 Mpx one WebP would cost 900 MB.
 MAX_NON_JPEG_PIXELS: Final = 25_000_000
 JPEG_QUALITY: Final = 88
-DOWNLOAD_TIMEOUT: Final = 120  # seconds for a whole file; aiogram's 30 s is short for 20 MB
 
 _HEIF_BRANDS: Final = frozenset(
     {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
@@ -454,39 +448,6 @@ def open_stored(media_dir: Path, path: str) -> bytes:
     return target.read_bytes()
 
 
-class _CappedBuffer(io.BytesIO):
-    """A download destination that refuses to grow past the cap, even if the size was unknown."""
-
-    def __init__(self, cap: int) -> None:
-        super().__init__()
-        self._cap = cap
-
-    def write(self, buffer: ReadableBuffer, /) -> int:
-        size = memoryview(buffer).nbytes
-        if self.tell() + size > self._cap:
-            raise PhotoRejected("too_large", f"download exceeded {self._cap} bytes")
-        return super().write(buffer)
-
-
-async def download(bot: Bot, file_id: str, *, declared_size: int | None, max_bytes: int) -> bytes:
-    """Fetch a Telegram file into memory, refusing oversize files before and while downloading."""
-    if declared_size is not None and declared_size > max_bytes:
-        raise PhotoRejected("too_large", f"declared {declared_size} bytes > {max_bytes}")
-    try:
-        file = await bot.get_file(file_id)
-    except TelegramBadRequest as exc:
-        if "file is too big" in exc.message.lower():
-            raise PhotoRejected("too_large", f"getFile: {exc.message}") from exc
-        raise
-    if file.file_size is not None and file.file_size > max_bytes:
-        raise PhotoRejected("too_large", f"getFile size {file.file_size} bytes > {max_bytes}")
-    if not file.file_path:
-        raise RuntimeError(f"getFile returned no file_path for {file_id!r}")
-    buffer = _CappedBuffer(max_bytes)
-    await bot.download_file(file.file_path, destination=buffer, timeout=DOWNLOAD_TIMEOUT)
-    return buffer.getvalue()
-
-
 __all__ = [
     "ACCEPTED_FORMATS",
     "MAX_NON_JPEG_PIXELS",
@@ -494,7 +455,6 @@ __all__ = [
     "PhotoRejected",
     "ProcessedPhoto",
     "RejectReason",
-    "download",
     "open_stored",
     "phash_distance",
     "process_image",

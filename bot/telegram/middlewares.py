@@ -21,9 +21,9 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.context import AppContext
 from bot.i18n import language_from_telegram
+from bot.telegram.fsm import SqlStorage, current_session
 from bot.telegram.outgoing import Outbox
 from storage.db import while_reachable
-from storage.fsm import SqlStorage, current_session
 from storage.models import ProcessedUpdate
 from storage.people import get_or_create_person
 

@@ -14,6 +14,7 @@ from aiohttp import ClientError
 from bot.context import AppContext
 from bot.domain import photos
 from bot.domain.cases import PhotoInput
+from bot.telegram.files import download
 from bot.telegram.outgoing import Recipient
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ async def take_photo(bot: Bot, ctx: AppContext, message: Message) -> tuple[Photo
         raise IntakeRefused("photo.rejected.forwarded")
     settings = ctx.settings
     try:
-        data = await photos.download(
+        data = await download(
             bot, file_id, declared_size=declared, max_bytes=settings.max_photo_bytes
         )
         done = await photos.process_in_turn(
