@@ -15,12 +15,12 @@ from sqlalchemy import update
 
 from bot.context import AppContext
 from bot.domain import cases, handling, sla
+from bot.figures.names import local_time
 from bot.jobs.digests import Digests
 from bot.jobs.housekeeping import housekeep
 from bot.telegram.keyboards import rating_keyboard
 from bot.telegram.notify import handlers, refresh_cards, send_card, supervisors
 from bot.telegram.outgoing import Outbox
-from bot.telegram.views import local_time
 from storage.db import connection_lost
 from storage.models import Case, Deadline, Person
 

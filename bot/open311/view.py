@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo
 
 from bot.domain import cases
 from bot.domain.district import EARTH_RADIUS_M, District
+from bot.figures.names import local_time
 from bot.i18n import plain
 from bot.open311.params import w3c
 from bot.open311.render import Value
-from bot.telegram.views import local_time
 from storage.models import Case
 
 OPEN = "open"

@@ -8,14 +8,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.domain.district import District
+from bot.figures.names import category_name, local_time
 from bot.i18n import Safe, t
 from storage.models import Case, CaseEvent
 
 SNIPPET = 60
-
-
-def local_time(when: datetime, tz: ZoneInfo) -> str:
-    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
 def place(lang: str, district: District, data: Mapping[str, Any]) -> str:
@@ -98,11 +95,6 @@ def case_detail(
             )
         )
     return "\n".join(lines)
-
-
-def category_name(lang: str, district: District, category_id: str | None) -> str:
-    category = district.categories.get(category_id) if category_id else None
-    return district.name(category, lang) if category else t(lang, "category.unknown")
 
 
 def card(lang: str, district: District, case: Case, tz: ZoneInfo, *, reports: int = 1) -> str:
