@@ -254,16 +254,16 @@ async def test_the_new_tables_match_their_migration(database_url: str) -> None:
 async def test_one_failing_digest_does_not_hold_up_the_others(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.jobs.digests
+    import bot.figures.digest
 
-    real = bot.jobs.digests.build_digest
+    real = bot.figures.digest.build_digest
 
     async def broken_for_sanlitun(*args: Any, **kwargs: Any) -> Any:
         if args[2] == "sanlitun":
             raise RuntimeError("a bug in one street's figures")
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(bot.jobs.digests, "build_digest", broken_for_sanlitun)
+    monkeypatch.setattr(bot.figures.digest, "build_digest", broken_for_sanlitun)
     await give(
         database_url,
         [(4101, "supervisor", "sanlitun", "street"), (4001, "supervisor", "chaowai", "street")],
@@ -271,6 +271,6 @@ async def test_one_failing_digest_does_not_hold_up_the_others(
     async with two_processes(database_url, tmp_path, FakeClock(NOW)) as (a, _b):
         assert await digests(a) == 1
         assert await runs(a) == 1  # 三里屯's was rolled back: it is tried again next minute
-        monkeypatch.setattr(bot.jobs.digests, "build_digest", real)
+        monkeypatch.setattr(bot.figures.digest, "build_digest", real)
         assert await digests(a) == 1
         assert await runs(a) == 2

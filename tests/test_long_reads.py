@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+import bot.figures.digest
 import bot.figures.kpi
-import bot.jobs.digests
 import bot.telegram.handlers.exports
 from bot.i18n import t
 from bot.jobs.scheduler import digests
@@ -126,8 +126,8 @@ async def test_a_report_commits_while_figures_are_being_read(
     me = await supervisor(h)
     hold = Hold()
     if command == "/digest":
-        build = hold.after(bot.jobs.digests.build_digest)
-        monkeypatch.setattr(bot.jobs.digests, "build_digest", build)
+        build = hold.after(bot.figures.digest.build_digest)
+        monkeypatch.setattr(bot.figures.digest, "build_digest", build)
     else:
         monkeypatch.setattr(bot.figures.kpi, "rates", hold.after(bot.figures.kpi.rates))
     await me.send_command(command)
@@ -141,7 +141,9 @@ async def test_a_report_commits_while_the_daily_digest_is_being_built(
 ) -> None:
     me = await supervisor(h)
     hold = Hold()
-    monkeypatch.setattr(bot.jobs.digests, "build_digest", hold.after(bot.jobs.digests.build_digest))
+    monkeypatch.setattr(
+        bot.figures.digest, "build_digest", hold.after(bot.figures.digest.build_digest)
+    )
     job = asyncio.create_task(digests(h.ctx))
     async with held(hold):
         await a_resident_reports(h)

@@ -40,7 +40,8 @@ async def send_command(args: argparse.Namespace) -> int:
     from bot.clock import SystemClock
     from bot.config import get_settings
     from bot.domain.district import DistrictError, load_district
-    from bot.jobs.digests import Digests, yesterday
+    from bot.figures.digest import yesterday
+    from bot.jobs.digests import Digests
     from storage.db import make_engine, make_sessionmaker
 
     if not args.now and (args.day is not None or args.telegram_id is not None):

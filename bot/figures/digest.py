@@ -1,17 +1,19 @@
 """The supervisor's daily digest: one message and one chart of how a day went and what to chase.
 
-Plain domain code: figures from `bot.figures.kpi`, words from the catalogues, the chart from
-`bot.figures.charts`. Sending it (once a day per supervisor) is the scheduler's business.
+No Telegram here: figures from `bot.figures.kpi`, words from the catalogues, the chart from
+`bot.figures.charts`. `DigestBuilder` builds a reader's digests; putting them into messages is
+bot/telegram/digest.py's, sending them once a day per supervisor bot/jobs/digests.py's, and on
+demand the /digest command's (bot/telegram/handlers/stats.py).
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.district import District
 from bot.figures import kpi
@@ -28,8 +30,9 @@ from bot.figures.kpi import (
     Scope,
     TrendPoint,
 )
+from bot.figures.names import category_name
 from bot.i18n import Safe, normalise_language, t
-from bot.telegram.views import category_name
+from storage.db import reading
 
 TREND_DAYS = 14
 HOTSPOT_DAYS = 7
@@ -98,6 +101,41 @@ async def build_digest(
     return replace(
         digest, text=words.text(digest), chart_png=trend_png(digest.trend, words.chart(), latin)
     )
+
+
+def yesterday(now: datetime, district: District) -> date:
+    """The day a digest read at `now` is about: yesterday, in the district's time."""
+    return now.astimezone(district.tz).date() - timedelta(days=1)
+
+
+@dataclass
+class DigestBuilder:
+    """Digests of the street scopes a reader may see, each read in a read-only transaction of its
+    own (`storage.db.reading`): its queries take a while, and on SQLite a writing transaction
+    holds the database's write lock throughout, which would keep residents' reports waiting.
+    """
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    district: District
+    # One digest per scope and language within a run: a street's supervisors share it.
+    _built: dict[tuple[date, str | None, str], Digest] = field(default_factory=dict)
+
+    async def build(
+        self, scopes: Sequence[str | None], day: date, lang: str, now: datetime
+    ) -> list[Digest]:
+        """Each scope's digest of `day` as of `now` (a scope None is the whole district)."""
+        async with reading(self.sessionmaker) as session:
+            return [await self._digest(session, scope, day, lang, now) for scope in scopes]
+
+    async def _digest(
+        self, session: AsyncSession, scope: str | None, day: date, lang: str, now: datetime
+    ) -> Digest:
+        key = (day, scope, lang)
+        if key not in self._built:
+            self._built[key] = await build_digest(
+                session, self.district, scope, day=day, now=now, lang=lang
+            )
+        return self._built[key]
 
 
 def kpi_lines(district: District, lang: str, figures: Kpis, before: Rates) -> list[str]:

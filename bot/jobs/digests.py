@@ -6,16 +6,12 @@ transaction, so however many bot processes run the job at once, each person gets
 day. On demand (/digest, `python -m bot digest send --now`) nothing is claimed: it may resend.
 
 A digest is built before that transaction, in a read-only one of its own
-(`storage.db.reading`): its queries take a while, and on SQLite a writing transaction holds
-the database's write lock throughout, which would keep residents' reports waiting.
+(`bot.figures.digest.DigestBuilder`), and written as messages by bot/telegram/digest.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -30,16 +26,15 @@ from bot.context import AppContext
 from bot.domain import access
 from bot.domain.district import District
 from bot.domain.scopes import street_scopes
-from bot.figures.digest import Digest, build_digest
+from bot.figures.digest import DigestBuilder
 from bot.i18n import normalise_language
-from bot.telegram.outgoing import Outbox, Recipient
+from bot.telegram.digest import put
+from bot.telegram.outgoing import Outbox
 from storage.db import reading
 from storage.models import DigestRun, Person, Role
 
 log = logging.getLogger(__name__)
 
-CHART_DIR = "digests"
-TEXT_LIMIT = 4096  # Telegram's longest message
 DIGEST_ROLES = (access.ADMIN, access.SUPERVISOR)
 
 
@@ -59,10 +54,6 @@ def due_day(now: datetime, district: District, at: time) -> date | None:
     return local.date() - timedelta(days=1) if local.time() >= at else None
 
 
-def yesterday(now: datetime, district: District) -> date:
-    return now.astimezone(district.tz).date() - timedelta(days=1)
-
-
 @dataclass
 class Digests:
     """Builds digests and writes them to the outbox; what the scheduler and the CLI share."""
@@ -72,8 +63,10 @@ class Digests:
     media_dir: Path
     clock: Clock
     at: time
-    # One digest per scope and language within a run: a street's supervisors share it.
-    _built: dict[tuple[date, str | None, str], Digest] = field(default_factory=dict)
+    _builder: DigestBuilder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._builder = DigestBuilder(self.sessionmaker, self.district)
 
     @classmethod
     def of(cls, ctx: AppContext) -> Digests:
@@ -106,11 +99,11 @@ class Digests:
         async with reading(self.sessionmaker) as session:
             readers = await self.readers(session)
         chosen = [r for r in readers if telegram_id is None or r.chat_id == telegram_id]
-        built = [await self.build(r.scopes, day, r.language, now) for r in chosen]
+        built = [await self._builder.build(r.scopes, day, r.language, now) for r in chosen]
         async with self.sessionmaker() as session, session.begin():
             out = Outbox(session, now)
             for reader, digests in zip(chosen, built, strict=True):
-                self.put(out.chat(reader.chat_id, reader.language), digests)
+                put(out.chat(reader.chat_id, reader.language), digests, self.media_dir)
         return len(chosen)
 
     async def readers(
@@ -139,56 +132,18 @@ class Digests:
     async def _send_once(self, reader: Reader, day: date, now: datetime) -> int:
         """Build the digest, then claim (person, day) and write it in one short transaction;
         0 if already claimed (another process got there while this one was building)."""
-        digests = await self.build(reader.scopes, day, reader.language, now)
+        digests = await self._builder.build(reader.scopes, day, reader.language, now)
         async with self.sessionmaker() as session, session.begin():
             run_id = await _claim(session, reader.person_id, day, now)
             if run_id is None:
                 return 0
             out = Outbox(session, now)
-            self.put(out.chat(reader.chat_id, reader.language), digests)
+            put(out.chat(reader.chat_id, reader.language), digests, self.media_dir)
             await session.execute(
                 update(DigestRun).where(DigestRun.id == run_id).values(sent_at=self.clock.now())
             )
         log.info("digest of %s sent to person %s", day, reader.person_id)
         return 1
-
-    async def write(
-        self, out: Outbox, to: Recipient, scopes: tuple[str | None, ...], day: date
-    ) -> None:
-        """Each scope's digest to `to`, built as of `out.now` (see `build`)."""
-        self.put(to, await self.build(scopes, day, to.language, out.now))
-
-    async def build(
-        self, scopes: tuple[str | None, ...], day: date, lang: str, now: datetime
-    ) -> list[Digest]:
-        """Each scope's digest, read in a read-only transaction of its own: writers go on."""
-        async with reading(self.sessionmaker) as session:
-            return [await self._digest(session, scope, day, lang, now) for scope in scopes]
-
-    def put(self, to: Recipient, digests: list[Digest]) -> None:
-        """Each digest: its chart (captioned with the title), then its text."""
-        for digest in digests:
-            title, _, _rest = digest.text.partition("\n\n")
-            to.photos([self._store_chart(digest.chart_png)], caption=title)
-            for piece in split_text(digest.text):
-                to.text(piece)
-
-    async def _digest(
-        self, session: AsyncSession, scope: str | None, day: date, lang: str, now: datetime
-    ) -> Digest:
-        key = (day, scope, lang)
-        if key not in self._built:
-            self._built[key] = await build_digest(
-                session, self.district, scope, day=day, now=now, lang=lang
-            )
-        return self._built[key]
-
-    def _store_chart(self, png: bytes) -> str:
-        """The chart under MEDIA_DIR, named by its content; the path the sender uploads."""
-        digest = hashlib.sha256(png).hexdigest()
-        rel = f"{CHART_DIR}/{digest[:32]}.png"
-        write_atomically(self.media_dir / rel, png)
-        return rel
 
 
 async def _claim(session: AsyncSession, person_id: int, day: date, now: datetime) -> int | None:
@@ -205,29 +160,3 @@ async def _claim(session: AsyncSession, person_id: int, day: date, now: datetime
         .returning(DigestRun.id)
     )
     return (await session.execute(statement)).scalar_one_or_none()
-
-
-def split_text(text: str, limit: int = TEXT_LIMIT, sep: str = "\n\n") -> list[str]:
-    """Within Telegram's limit per message, cut between blocks (so no tag is cut in two)."""
-    pieces: list[str] = []
-    for block in text.split(sep):
-        if pieces and len(pieces[-1]) + len(sep) + len(block) <= limit:
-            pieces[-1] += sep + block
-        else:
-            pieces.append(block[:limit])
-    return pieces
-
-
-def write_atomically(target: Path, data: bytes) -> None:
-    """Write-then-rename: the sender never uploads half a file. Same name, same bytes: skip."""
-    if target.exists() and target.stat().st_size == len(data):
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -33,7 +33,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.domain.cases import FINAL_STATES
 from bot.figures.export import EXPORT_DIR
-from bot.jobs.digests import CHART_DIR
+from bot.telegram.digest import CHART_DIR
 from storage.models import Base, Case, FsmState, OutboxMessage, Photo, ProcessedUpdate
 from storage.outbox import PENDING
 

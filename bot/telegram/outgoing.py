@@ -146,3 +146,17 @@ class Recipient:
         else:
             params["message_ref"] = message_ref
         self.outbox.call(self.chat_id, "editMessageText", params)
+
+
+TEXT_LIMIT = 4096  # Telegram's longest message
+
+
+def split_text(text: str, limit: int = TEXT_LIMIT, sep: str = "\n\n") -> list[str]:
+    """Within Telegram's limit per message, cut between blocks (so no tag is cut in two)."""
+    pieces: list[str] = []
+    for block in text.split(sep):
+        if pieces and len(pieces[-1]) + len(sep) + len(block) <= limit:
+            pieces[-1] += sep + block
+        else:
+            pieces.append(block[:limit])
+    return pieces

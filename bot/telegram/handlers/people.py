@@ -24,9 +24,8 @@ from bot.domain.people import (
     scope_kind,
 )
 from bot.i18n import Safe
-from bot.jobs.digests import split_text
 from bot.telegram.notify import announce_handover
-from bot.telegram.outgoing import Outbox, Recipient
+from bot.telegram.outgoing import Outbox, Recipient, split_text
 from storage.models import Person, Role
 from storage.people import person_by_telegram_id
 

@@ -16,10 +16,10 @@ from bot.context import AppContext
 from bot.domain import access
 from bot.domain.scopes import scope_name, street_scopes
 from bot.figures import kpi
-from bot.figures.digest import kpi_lines, local_date
+from bot.figures.digest import DigestBuilder, kpi_lines, local_date, yesterday
 from bot.figures.kpi import Kpis, Period, Rates, Scope
-from bot.jobs.digests import Digests, split_text, yesterday
-from bot.telegram.outgoing import Outbox, Recipient
+from bot.telegram.digest import put
+from bot.telegram.outgoing import Outbox, Recipient, split_text
 from storage.db import reading
 from storage.models import Person
 
@@ -105,7 +105,9 @@ async def digest_command(message: Message, ctx: AppContext, out: Outbox, person:
     if not scopes:
         me.say("stats.not_allowed")
         return
-    await Digests.of(ctx).write(out, me, tuple(scopes), yesterday(out.now, ctx.district))
+    builder = DigestBuilder(ctx.sessionmaker, ctx.district)
+    digests = await builder.build(scopes, yesterday(out.now, ctx.district), me.language, out.now)
+    put(me, digests, ctx.media_dir)
 
 
 def make_router() -> Router:
