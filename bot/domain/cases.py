@@ -174,11 +174,6 @@ async def create_case(
     return case, True
 
 
-def can_follow(case: Case, person_id: int) -> bool:
-    """The reporter follows their own case (others by role: see bot/domain/access.py)."""
-    return case.reporter_id == person_id
-
-
 async def withdraw(session: AsyncSession, case: Case, actor_id: int, now: datetime) -> CaseEvent:
     await hold(session, case)
     if case.reporter_id != actor_id:

@@ -77,10 +77,6 @@ def trend_png(points: Sequence[TrendPoint], text: ChartText, latin: ChartText) -
     return out.getvalue()
 
 
-def can_draw_chinese() -> bool:
-    return _cjk_font() is not None
-
-
 # --------------------------------------------------------------------------- panels
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom of the plotting area

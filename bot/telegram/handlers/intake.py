@@ -28,10 +28,6 @@ class IntakeRefused(Exception):
         self.key = key
 
 
-def has_image_file(message: Message) -> bool:
-    return bool(message.photo or message.document)
-
-
 async def take_photo(bot: Bot, ctx: AppContext, message: Message) -> tuple[PhotoInput, Any]:
     """Download, check, strip and store the message's photo; returns it and its EXIF GPS."""
     if message.photo:
