@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import access
-from bot.domain.access import allowed, can_view, may_handle, may_supervise
+from bot.domain.access import Permission, allowed, can_view, may_act, may_supervise
 from storage.cases import case_by_number
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
@@ -46,46 +46,51 @@ PEOPLE: dict[str, list[tuple[str, str | None]]] = {
     "admin": [(access.ADMIN, None)],
 }
 
-HANDLE = {access.ACCEPT, access.RESOLVE, access.TRANSFER, access.REJECT}
-REPORTER_ONLY = {access.RATE, access.WITHDRAW, access.ADD_NOTE}
+HANDLE = {Permission.ACCEPT, Permission.RESOLVE, Permission.TRANSFER, Permission.REJECT}
+REPORTER_ONLY = {Permission.RATE, Permission.WITHDRAW, Permission.ADD_NOTE}
 CASE_ACTIONS = (
-    access.VIEW_CASE,
-    access.ACCEPT,
-    access.RESOLVE,
-    access.WHISTLE,
-    access.REPORT_FOR_DUTY,
-    access.TRANSFER,
-    access.REJECT,
-    access.TRIAGE,
-    access.RATE,
-    access.WITHDRAW,
-    access.ADD_NOTE,
+    Permission.VIEW_CASE,
+    Permission.ACCEPT,
+    Permission.RESOLVE,
+    Permission.WHISTLE,
+    Permission.REPORT_FOR_DUTY,
+    Permission.TRANSFER,
+    Permission.REJECT,
+    Permission.TRIAGE,
+    Permission.RATE,
+    Permission.WITHDRAW,
+    Permission.ADD_NOTE,
 )
-SCOPE_ACTIONS = (access.EXPORT, access.DIGEST, access.MANAGE_PEOPLE, access.BAN)
+SCOPE_ACTIONS = (Permission.EXPORT, Permission.DIGEST, Permission.MANAGE_PEOPLE, Permission.BAN)
 
 # What each person may do on the placed case (lane, street office, department all set).
 ON_PLACED: dict[str, set[str]] = {
-    "reporter": {access.VIEW_CASE} | REPORTER_ONLY,
+    "reporter": {Permission.VIEW_CASE} | REPORTER_ONLY,
     "stranger": set(),
     "volunteer": set(),
-    "chief": {access.VIEW_CASE, access.WHISTLE} | HANDLE,
-    "second_chief": {access.VIEW_CASE},
+    "chief": {Permission.VIEW_CASE, Permission.WHISTLE} | HANDLE,
+    "second_chief": {Permission.VIEW_CASE},
     "other_chief": set(),
-    "officer": {access.VIEW_CASE, access.REPORT_FOR_DUTY} | HANDLE,
+    "officer": {Permission.VIEW_CASE, Permission.REPORT_FOR_DUTY} | HANDLE,
     "other_officer": set(),
-    "supervisor": {access.VIEW_CASE, access.WHISTLE, access.REPORT_FOR_DUTY, access.TRIAGE}
+    "supervisor": {
+        Permission.VIEW_CASE,
+        Permission.WHISTLE,
+        Permission.REPORT_FOR_DUTY,
+        Permission.TRIAGE,
+    }
     | HANDLE,
     "other_supervisor": set(),
     "admin": set(CASE_ACTIONS) - REPORTER_ONLY,
 }
 # On a case not placed yet (no lane, street office, department or assignee).
 ON_UNPLACED: dict[str, set[str]] = {
-    "reporter": {access.VIEW_CASE} | REPORTER_ONLY,
+    "reporter": {Permission.VIEW_CASE} | REPORTER_ONLY,
     "admin": set(CASE_ACTIONS) - REPORTER_ONLY,
 }
 # Scope-wide actions within the street office 朝外, and over the whole district (scope None).
 IN_STREET: dict[str, set[str]] = {
-    "supervisor": {access.EXPORT, access.DIGEST},
+    "supervisor": {Permission.EXPORT, Permission.DIGEST},
     "admin": set(SCOPE_ACTIONS),
 }
 DISTRICT_WIDE: dict[str, set[str]] = {"admin": set(SCOPE_ACTIONS)}
@@ -231,22 +236,22 @@ async def test_an_assignment_the_persons_roles_no_longer_cover_gives_no_power(
     former = await person(session, "other_chief")
     assert left.assignee_id == former.id
     assert [a for a in CASE_ACTIONS if allowed(former, a, left)] == []
-    assert not may_handle(former, left)
+    assert not may_act(former, left)
     # The lane's own chief sees it, and acts on it once it is assigned to him.
-    assert allowed(await person(session, "chief"), access.VIEW_CASE, left)
-    assert not allowed(await person(session, "chief"), access.ACCEPT, left)
+    assert allowed(await person(session, "chief"), Permission.VIEW_CASE, left)
+    assert not allowed(await person(session, "chief"), Permission.ACCEPT, left)
 
 
 @pytest.mark.parametrize("who", list(PEOPLE))
 async def test_the_old_helpers_read_the_table(session: AsyncSession, who: str) -> None:
     placed = await case(session, "CY-20261123-0001")
     me = await person(session, who)
-    assert can_view(me, placed) is (access.VIEW_CASE in ON_PLACED[who])
-    assert may_supervise(me, placed) is (access.TRIAGE in ON_PLACED[who])
-    assert may_handle(me, placed) is bool(ON_PLACED[who] & set(access.HANDLING))
+    assert can_view(me, placed) is (Permission.VIEW_CASE in ON_PLACED[who])
+    assert may_supervise(me, placed) is (Permission.TRIAGE in ON_PLACED[who])
+    assert may_act(me, placed) is bool(ON_PLACED[who] & set(access.ASSIGNEE_PERMISSIONS))
 
 
 def test_every_action_of_the_table_is_tested_and_unknown_ones_are_refused() -> None:
-    assert set(access.ACTIONS) == set(CASE_ACTIONS) | set(SCOPE_ACTIONS)
+    assert set(access.TABLE) == set(CASE_ACTIONS) | set(SCOPE_ACTIONS)
     with pytest.raises(ValueError, match="unknown action"):
         allowed(Person(id=1, telegram_id=1, roles=[]), "delete_everything")

@@ -1,15 +1,17 @@
-"""Who may do what: one table of role × action × scope, checked by `allowed` and nowhere else.
+"""Who may do what: one table of role × permission × scope, checked by `allowed` and nowhere else.
 
 Every person is a resident; a role adds rows. Each row names the scope within which the role
-may do the action: `OWN` (cases the person reported), `ASSIGNED` (cases assigned to the person),
-`LANE`, `DEPARTMENT`, `STREET` (cases, or a scope, matching the role's own scope) or `ALL`.
-A volunteer (小巷管家) reports like any resident and has no rows of their own. Case *states*
-(may this case be accepted now?) are the lifecycle's business: see bot/domain/cases.py and
-bot/domain/handling.py, which call `allowed` for the actor first.
+holds the permission: `OWN` (cases the person reported), `ASSIGNED` (cases assigned to the
+person), `LANE`, `DEPARTMENT`, `STREET` (cases, or a scope, matching the role's own scope) or
+`ALL`. A volunteer (小巷管家) reports like any resident and has no rows of their own. The
+system (the bot itself, acting for no person: `person` None) holds `SYSTEM` and nothing else.
+Case *states* (may this case be accepted now?) are the lifecycle's business: see
+bot/domain/lifecycle.py, whose every transition calls `allowed` for its actor.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Final
 
 from storage.models import Case, Person
@@ -33,60 +35,92 @@ OWN, ASSIGNED, LANE, DEPARTMENT, STREET, ALL = (
     "all",
 )
 
-# Actions on a case.
-VIEW_CASE, ACCEPT, RESOLVE, WHISTLE, REPORT_FOR_DUTY = (
-    "view_case",
-    "accept",
-    "resolve",
-    "whistle",
-    "report_for_duty",
-)
-TRANSFER, REJECT, TRIAGE, RATE, WITHDRAW, ADD_NOTE = (
-    "transfer",
-    "reject",
-    "triage",
-    "rate",
-    "withdraw",
-    "add_note",
-)
-# Actions on a scope (a street office) or on the whole district.
-EXPORT, DIGEST, MANAGE_PEOPLE, BAN = "export", "digest", "manage_people", "ban"
 
-_HANDLERS = {CHIEF: ASSIGNED, OFFICER: DEPARTMENT, SUPERVISOR: STREET, ADMIN: ALL}
+class Permission(StrEnum):
+    """A row of the table: the right to do one thing (most are named after the lifecycle's
+    action they allow, bot/domain/lifecycle.py)."""
 
-# The table. A role missing from an action's row may not do it at all.
-TABLE: Final[dict[str, dict[str, str]]] = {
-    VIEW_CASE: {RESIDENT: OWN, CHIEF: LANE, OFFICER: DEPARTMENT, SUPERVISOR: STREET, ADMIN: ALL},
-    ACCEPT: _HANDLERS,
-    RESOLVE: _HANDLERS,
-    TRANSFER: _HANDLERS,
-    REJECT: _HANDLERS,
+    # On a case.
+    VIEW_CASE = "view_case"
+    ACCEPT = "accept"
+    RESOLVE = "resolve"
+    WHISTLE = "whistle"
+    REPORT_FOR_DUTY = "report_for_duty"
+    TRANSFER = "transfer"
+    REJECT = "reject"
+    TRIAGE = "triage"
+    RATE = "rate"
+    WITHDRAW = "withdraw"
+    ADD_NOTE = "add_note"
+    # On a scope (a street office) or on the whole district.
+    EXPORT = "export"
+    DIGEST = "digest"
+    MANAGE_PEOPLE = "manage_people"
+    BAN = "ban"
+    # The system's own steps, given to no person: route a new case (dispatch it, send it to
+    # triage, join a repeat to the case it repeats) and close a fixed case once it is rated
+    # or its rating window has passed.
+    ROUTE = "route"
+    CLOSE = "close"
+
+
+# The assignees of a case (see the glossary in bot/domain/lifecycle.py) and their scope.
+_ASSIGNEES = {CHIEF: ASSIGNED, OFFICER: DEPARTMENT, SUPERVISOR: STREET, ADMIN: ALL}
+
+# The table of people's permissions. A role missing from a row does not hold it at all.
+TABLE: Final[dict[Permission, dict[str, str]]] = {
+    Permission.VIEW_CASE: {
+        RESIDENT: OWN,
+        CHIEF: LANE,
+        OFFICER: DEPARTMENT,
+        SUPERVISOR: STREET,
+        ADMIN: ALL,
+    },
+    Permission.ACCEPT: _ASSIGNEES,
+    Permission.RESOLVE: _ASSIGNEES,
+    Permission.TRANSFER: _ASSIGNEES,
+    Permission.REJECT: _ASSIGNEES,
     # The chief blows the whistle; the department answers it: neither does the other's part.
-    WHISTLE: {CHIEF: ASSIGNED, SUPERVISOR: STREET, ADMIN: ALL},
-    REPORT_FOR_DUTY: {OFFICER: DEPARTMENT, SUPERVISOR: STREET, ADMIN: ALL},
-    TRIAGE: {SUPERVISOR: STREET, ADMIN: ALL},
+    Permission.WHISTLE: {CHIEF: ASSIGNED, SUPERVISOR: STREET, ADMIN: ALL},
+    Permission.REPORT_FOR_DUTY: {OFFICER: DEPARTMENT, SUPERVISOR: STREET, ADMIN: ALL},
+    Permission.TRIAGE: {SUPERVISOR: STREET, ADMIN: ALL},
     # Only the reporter speaks for the report: nobody rates, withdraws or adds to it for them.
-    RATE: {RESIDENT: OWN},
-    WITHDRAW: {RESIDENT: OWN},
-    ADD_NOTE: {RESIDENT: OWN},
-    EXPORT: {SUPERVISOR: STREET, ADMIN: ALL},
-    DIGEST: {SUPERVISOR: STREET, ADMIN: ALL},
-    MANAGE_PEOPLE: {ADMIN: ALL},
-    BAN: {ADMIN: ALL},
+    Permission.RATE: {RESIDENT: OWN},
+    Permission.WITHDRAW: {RESIDENT: OWN},
+    Permission.ADD_NOTE: {RESIDENT: OWN},
+    Permission.EXPORT: {SUPERVISOR: STREET, ADMIN: ALL},
+    Permission.DIGEST: {SUPERVISOR: STREET, ADMIN: ALL},
+    Permission.MANAGE_PEOPLE: {ADMIN: ALL},
+    Permission.BAN: {ADMIN: ALL},
 }
-ACTIONS: Final = tuple(TABLE)
-# The actions of the assignment card: whoever may do one of them acts on the case.
-HANDLING: Final = (ACCEPT, RESOLVE, WHISTLE, REPORT_FOR_DUTY, TRANSFER, REJECT)
+# What the system holds (the routing of a new case, the deadline sweep), and nobody else.
+SYSTEM: Final = frozenset({Permission.ROUTE, Permission.CLOSE})
+# What the assignees of a case do on its card: whoever holds one of them acts on the case.
+ASSIGNEE_PERMISSIONS: Final = (
+    Permission.ACCEPT,
+    Permission.RESOLVE,
+    Permission.WHISTLE,
+    Permission.REPORT_FOR_DUTY,
+    Permission.TRANSFER,
+    Permission.REJECT,
+)
 
 
 def allowed(
-    person: Person, action: str, case: Case | None = None, scope: str | None = None
+    person: Person | None,
+    permission: Permission,
+    case: Case | None = None,
+    scope: str | None = None,
 ) -> bool:
-    """May `person` do `action` on `case` (or within `scope`, a street office id)?"""
-    try:
-        row = TABLE[action]
-    except KeyError:
-        raise ValueError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}") from None
+    """May `person` (None: the system) use `permission` on `case` (or within `scope`, a street
+    office id)?"""
+    if permission not in TABLE and permission not in SYSTEM:
+        raise ValueError(
+            f"unknown action {permission!r}: no such permission; see access.Permission"
+        )
+    if person is None:
+        return permission in SYSTEM
+    row = TABLE.get(permission, {})
     held = {RESIDENT} | {r.role for r in person.roles}
     return any(
         _within(person, role, kind, case, scope) for role, kind in row.items() if role in held
@@ -130,14 +164,14 @@ def has_role(person: Person, role: str, scope: str | None = None) -> bool:
 
 
 def can_view(person: Person, case: Case) -> bool:
-    return allowed(person, VIEW_CASE, case)
+    return allowed(person, Permission.VIEW_CASE, case)
 
 
 def may_supervise(person: Person, case: Case) -> bool:
     """Admins, and supervisors of the case's street office, may step in on any card."""
-    return allowed(person, TRIAGE, case)
+    return allowed(person, Permission.TRIAGE, case)
 
 
-def may_handle(person: Person, case: Case) -> bool:
-    """Whoever may take one of the card's actions: assigned chief, department, supervisor."""
-    return any(allowed(person, action, case) for action in HANDLING)
+def may_act(person: Person, case: Case) -> bool:
+    """Is `person` one of the case's assignees: its chief, its department, a supervisor?"""
+    return any(allowed(person, p, case) for p in ASSIGNEE_PERMISSIONS)

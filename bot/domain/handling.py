@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import access, sla
+from bot.domain.access import Permission
 from bot.domain.cases import (
     ACCEPTED,
     CLOSED,
@@ -63,7 +64,7 @@ async def _require(session: AsyncSession, case: Case, states: frozenset[str], ac
         raise CaseError("wrong_state", state=case.state, action=action)
 
 
-def _require_handler(case: Case, actor: Person, action: str) -> None:
+def _require_handler(case: Case, actor: Person, action: Permission) -> None:
     if not access.allowed(actor, action, case):
         raise CaseError("not_assignee")
 
@@ -87,7 +88,7 @@ async def triage(
 ) -> Decision:
     """A supervisor sorts a case the classifier was unsure of: its category, then where it goes
     (still triage when the lane has no chief to take it)."""
-    _require_handler(case, actor, access.TRIAGE)
+    _require_handler(case, actor, Permission.TRIAGE)
     await categorise(session, case, actor.id, category_id, now)
     decision = decide(
         district,
@@ -115,7 +116,7 @@ async def triage(
 async def accept(session: AsyncSession, case: Case, actor: Person, now: datetime) -> CaseEvent:
     """The chief or department takes the case on (接单): the response is recorded."""
     await _require(session, case, ACCEPTABLE, "accept")
-    _require_handler(case, actor, access.ACCEPT)
+    _require_handler(case, actor, Permission.ACCEPT)
     case.state = ACCEPTED
     case.updated_at = now
     await sla.cancel(session, case, sla.RESPOND, now)
@@ -128,7 +129,7 @@ async def whistle(
 ) -> CaseEvent:
     """The chief cannot fix it alone (吹哨): the department must report for duty."""
     await _require(session, case, WHISTLABLE, "whistle")
-    _require_handler(case, actor, access.WHISTLE)
+    _require_handler(case, actor, Permission.WHISTLE)
     if case.department_id == department_id:
         raise CaseError("already_with_department")
     case.state = WHISTLED
@@ -150,7 +151,7 @@ async def report_for_duty(
 ) -> CaseEvent:
     """The department answers the whistle (报到) and takes the case on with the chief."""
     await _require(session, case, frozenset({WHISTLED}), "report_for_duty")
-    _require_handler(case, actor, access.REPORT_FOR_DUTY)
+    _require_handler(case, actor, Permission.REPORT_FOR_DUTY)
     case.state = ACCEPTED
     case.updated_at = now
     seconds = int((now - whistled_at).total_seconds())
@@ -174,7 +175,7 @@ async def resolve(
 ) -> CaseEvent:
     """It is fixed (办结): an after-photo and a short note for the resident."""
     await _require(session, case, RESOLVABLE, "resolve")
-    _require_handler(case, actor, access.RESOLVE)
+    _require_handler(case, actor, Permission.RESOLVE)
     text = _note(note, required=True)
     photo_id = None
     if photo is not None:
@@ -209,7 +210,7 @@ async def transfer(
 ) -> CaseEvent:
     """Send the case to another lane's chief, or back to the street office's triage (转派)."""
     await _require(session, case, TRANSFERABLE, "transfer")
-    _require_handler(case, actor, access.TRANSFER)
+    _require_handler(case, actor, Permission.TRANSFER)
     text = _note(reason, required=True)
     if to.lane_id is not None and to.lane_id == case.lane_id and to.chief_id == case.assignee_id:
         raise CaseError("same_lane")
@@ -228,7 +229,7 @@ async def reject(
 ) -> CaseEvent:
     """Not a public matter, or not real (退回): a reason is required and the resident sees it."""
     await _require(session, case, REJECTABLE, "reject")
-    _require_handler(case, actor, access.REJECT)
+    _require_handler(case, actor, Permission.REJECT)
     text = _note(reason, required=True)
     case.state = REJECTED
     case.closed_at = now

@@ -9,19 +9,21 @@ from storage.models import Person
 DISTRICT: None = None  # the scope of the whole district
 
 
-def street_scopes(person: Person, action: str, district: District) -> list[str | None]:
-    """The scopes in which `person` may do the scope-wide `action` (digest, export, stats).
+def street_scopes(
+    person: Person, permission: access.Permission, district: District
+) -> list[str | None]:
+    """The scopes in which `person` holds the scope-wide `permission` (digest, export).
 
     `[None]` (the district) for whoever may do it everywhere (an admin), else the street
     offices of the district they may do it in, in the district's order; `[]` for nobody.
     """
-    if access.allowed(person, action):
+    if access.allowed(person, permission):
         return [DISTRICT]
     held = {r.scope for r in person.roles if r.scope is not None}
     return [
         street
         for street in district.street_offices
-        if street in held and access.allowed(person, action, scope=street)
+        if street in held and access.allowed(person, permission, scope=street)
     ]
 
 

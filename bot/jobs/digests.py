@@ -123,7 +123,7 @@ class Digests:
             )
         readers = []
         for person in await session.scalars(query):
-            scopes = street_scopes(person, access.DIGEST, self.district)
+            scopes = street_scopes(person, access.Permission.DIGEST, self.district)
             if scopes:
                 language = normalise_language(person.language)
                 readers.append(Reader(person.id, person.telegram_id, language, tuple(scopes)))

@@ -29,7 +29,7 @@ async def ban_command(
     message: Message, command: CommandObject, out: Outbox, person: Person
 ) -> None:
     me = out.to(person)
-    if not access.allowed(person, access.BAN):
+    if not access.allowed(person, access.Permission.BAN):
         me.say("input.unknown_command")  # admin commands are not advertised to others
         return
     target = _target(command)
@@ -50,7 +50,7 @@ async def unban_command(
     message: Message, command: CommandObject, out: Outbox, person: Person
 ) -> None:
     me = out.to(person)
-    if not access.allowed(person, access.BAN):
+    if not access.allowed(person, access.Permission.BAN):
         me.say("input.unknown_command")
         return
     target = _target(command)

@@ -18,7 +18,7 @@ from sqlalchemy import or_, select
 
 from bot.context import AppContext
 from bot.domain import access, cases, handling
-from bot.domain.access import may_handle
+from bot.domain.access import Permission, may_act
 from bot.domain.handling import Reassignment
 from bot.domain.routing.pipeline import lane_chief
 from bot.telegram.handlers.intake import photo_from_data, photo_to_data, receive_photo
@@ -48,14 +48,14 @@ class HandlerInput(StatesGroup):
 
 
 # A card's buttons as actions of the authorisation table (bot/domain/access.py).
-PRESS_ACTION = {"duty": access.REPORT_FOR_DUTY}
+PRESS_ACTION = {"duty": Permission.REPORT_FOR_DUTY}
 
 
 def _may_press(person: Person, button: str, case: Case) -> bool:
     action = PRESS_ACTION.get(button, button)
-    if action in access.HANDLING:
-        return access.allowed(person, action, case)
-    return may_handle(person, case)  # "back", or a button no card has (answered as stale)
+    if action in access.ASSIGNEE_PERMISSIONS:
+        return access.allowed(person, Permission(action), case)
+    return may_act(person, case)  # "back", or a button no card has (answered as stale)
 
 
 async def _case_for(
@@ -366,7 +366,7 @@ async def _my_open_cases(out: Outbox, person: Person) -> list[Case]:
 async def _pending(state: FSMContext, out: Outbox, person: Person, me: Recipient) -> Case | None:
     case_id = (await state.get_data()).get("case_id")
     case = await out.session.get(Case, case_id) if isinstance(case_id, int) else None
-    if case is None or not may_handle(person, case):
+    if case is None or not may_act(person, case):
         await state.clear()
         me.say("card.gone")
         return None

@@ -69,7 +69,7 @@ async def export_command(
     message: Message, command: CommandObject, ctx: AppContext, out: Outbox, person: Person
 ) -> None:
     me = out.to(person)
-    scopes = street_scopes(person, access.EXPORT, ctx.district)
+    scopes = street_scopes(person, access.Permission.EXPORT, ctx.district)
     if not scopes:
         me.say("export.not_allowed")
         return

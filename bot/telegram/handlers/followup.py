@@ -66,7 +66,11 @@ async def _send_case(
 
 
 async def _own_open_case(
-    query: CallbackQuery, case_id: int, action: str, out: Outbox, person: Person
+    query: CallbackQuery,
+    case_id: int,
+    action: access.Permission,
+    out: Outbox,
+    person: Person,
 ) -> Case | None:
     me = out.to(person)
     case = await out.session.get(Case, case_id)
@@ -95,7 +99,9 @@ async def case_button(
             me.edit_markup(query.message.message_id)
         return
     action = callback_data.action
-    needs = access.WITHDRAW if action.startswith("withdraw") else access.ADD_NOTE
+    needs = (
+        access.Permission.WITHDRAW if action.startswith("withdraw") else access.Permission.ADD_NOTE
+    )
     case = await _own_open_case(query, callback_data.case_id, needs, out, person)
     if case is None:
         return

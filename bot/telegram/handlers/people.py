@@ -65,7 +65,7 @@ async def people_command(
     message: Message, command: CommandObject, ctx: AppContext, out: Outbox, person: Person
 ) -> None:
     me = out.to(person)
-    if not access.allowed(person, access.MANAGE_PEOPLE):
+    if not access.allowed(person, access.Permission.MANAGE_PEOPLE):
         me.say("people.not_allowed")
         return
     words = (command.args or "").split()

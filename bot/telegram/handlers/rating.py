@@ -32,7 +32,7 @@ async def rated(
 ) -> None:
     me = out.to(person)
     case = await out.session.get(Case, callback_data.case_id)
-    if case is None or not access.allowed(person, access.RATE, case):
+    if case is None or not access.allowed(person, access.Permission.RATE, case):
         await query.answer(me.t("case.not_yours"), show_alert=True)
         return
     if case.state != cases.RESOLVED:

@@ -55,7 +55,7 @@ async def stats_command(
     message: Message, command: CommandObject, ctx: AppContext, out: Outbox, person: Person
 ) -> None:
     me = out.to(person)
-    scopes = street_scopes(person, access.DIGEST, ctx.district)
+    scopes = street_scopes(person, access.Permission.DIGEST, ctx.district)
     if not scopes:
         me.say("stats.not_allowed")
         return
@@ -101,7 +101,7 @@ def render(
 async def digest_command(message: Message, ctx: AppContext, out: Outbox, person: Person) -> None:
     """This morning's digest (yesterday's figures) again, as of now; the daily one is unchanged."""
     me = out.to(person)
-    scopes = street_scopes(person, access.DIGEST, ctx.district)
+    scopes = street_scopes(person, access.Permission.DIGEST, ctx.district)
     if not scopes:
         me.say("stats.not_allowed")
         return

@@ -26,7 +26,7 @@ async def triage_pick(
     if case is None:
         await query.answer(me.t("case.not_found", number=callback_data.case_id), show_alert=True)
         return
-    if not access.allowed(person, access.TRIAGE, case):
+    if not access.allowed(person, access.Permission.TRIAGE, case):
         await query.answer(me.t("triage.not_allowed"), show_alert=True)
         return
     if case.state != cases.TRIAGE:
