@@ -36,7 +36,7 @@ from bot.telegram.abuse import FloodControl
 from bot.telegram.delivery import Sender
 from bot.telegram.fsm import LocalEventIsolation, RedisChatLocks, SqlStorage
 from bot.telegram.handlers import root_router
-from bot.telegram.menus import EVERYONE, MENU_LANGUAGES, menu
+from bot.telegram.menus import EVERYONE, MENU_LANGUAGES, follow_role_changes, menu
 from bot.telegram.middlewares import HoldButtonAnswers, UnitOfWork
 from bot.telegram.notify import assignee_unreachable
 from bot.telegram.outgoing import Outbox
@@ -44,6 +44,10 @@ from storage.db import connection_lost, make_engine, make_sessionmaker
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+# Wherever the bot is assembled (polling, webhook, the sandbox, Open311's server), a role
+# granted or removed queues the person's new menu; the domain itself knows no Telegram.
+follow_role_changes()
 
 
 def make_bot(settings: Settings, token: str | None = None) -> Bot:

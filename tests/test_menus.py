@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from bot.domain.access import ADMIN, CHIEF, OFFICER, SUPERVISOR, VOLUNTEER
 from bot.domain.people import revoke
 from bot.telegram.menus import EVERYONE, commands_for
 from tests.harness import Harness, grant, running_bot
+from tests.test_cli import env_for, run_cli
 
 CHIEF_ID = 5301
 
@@ -92,3 +94,33 @@ async def test_a_role_given_before_the_first_start_reaches_the_menu_at_start(h: 
         "digest",
         "export",
     ]
+
+
+async def test_a_role_changed_from_the_shell_changes_the_menu(
+    h: Harness, database_url: str, tmp_path: Path
+) -> None:
+    """`python -m bot people add|remove` in a process of its own queues the menu with the change
+    (the domain only calls the hook that process registered)."""
+    emulator = h.emulator
+    chief = emulator.user(CHIEF_ID, first_name="Li", language_code="en")
+    await chief.send_command("/start")
+    await chief.expect(contains="Snap it")
+    own = {"type": "chat", "chat_id": chief.chat_id}
+    env = env_for(database_url, tmp_path)
+
+    add = ("people", "add", "--telegram-id", str(CHIEF_ID), "--role", "chief", "--lane", "CW-001")
+    code, _out, err = await run_cli(*add, env=env)
+    assert code == 0, err
+    # The shell queued the menu at the real time; the bot's clock catches up to send it.
+    h.clock.set(datetime.now(UTC) + timedelta(seconds=1))
+    h.ctx.sender.wake()
+    await emulator.wait_until(lambda: emulator.commands_for(own, "en"), 10)
+    assert names(emulator.commands_for(own, "en")) == [*EVERYONE, "tasks"]
+
+    code, _out, err = await run_cli("people", "remove", "--telegram-id", str(CHIEF_ID), env=env)
+    assert code == 0, err
+    h.clock.set(datetime.now(UTC) + timedelta(seconds=1))
+    h.ctx.sender.wake()
+    await emulator.wait_until(
+        lambda: not emulator.commands_for(own, "en") and not emulator.commands_for(own), 10
+    )

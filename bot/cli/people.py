@@ -15,11 +15,15 @@ from bot.config import Settings, get_settings
 from bot.domain.access import ROLES
 from bot.domain.district import District, load_district
 from bot.domain.people import PeopleError, everyone_with_roles, grant, remove_roles
+from bot.telegram.menus import follow_role_changes
 from bot.telegram.notify import announce_handover
 from bot.telegram.outgoing import Outbox
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Case, Person
 from storage.people import person_by_telegram_id
+
+# A role changed from the shell reaches the person's menu too, queued with the change.
+follow_role_changes()
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

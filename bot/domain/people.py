@@ -1,13 +1,16 @@
 """The people who act for the district: granting and removing roles, checked against it.
 
 Every grant and removal is written to `role_changes` in the same transaction (who, which role,
-by whom, from the chat or the shell, when), whichever way it was made.
+by whom, from the chat or the shell, when), whichever way it was made. What a channel shows a
+person because of their roles (Telegram's command menu) follows through `on_roles_changed`,
+registered where the process is assembled (bot/app.py, bot/cli/people.py): the domain knows no
+channel.
 """
 
 from __future__ import annotations
 
 import getpass
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -15,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.access import ADMIN, CHIEF, OFFICER, ROLES, SUPERVISOR, VOLUNTEER, covers
-from bot.domain.cases import ACCEPTED, DISPATCHED, RESOLVED, TRIAGE, WHISTLED, record
+from bot.domain.cases import record
 from bot.domain.district import District
+from bot.domain.lifecycle import HELD, Event, State
 from bot.domain.routing.pipeline import lane_chief
-from bot.telegram.menus import refresh_menu
 from storage.models import Case, Person, Role, RoleChange
 from storage.people import get_or_create_person, people_with_role
 
@@ -28,6 +31,23 @@ SCOPE_KIND = {ADMIN: None, SUPERVISOR: "street", CHIEF: "lane", OFFICER: "depart
 
 GRANTED, REMOVED = "granted", "removed"
 VIA_CHAT = "chat"
+
+# Called in the transaction that changed a person's roles, with the person as they are now.
+RolesChanged = Callable[[AsyncSession, Person, datetime], None]
+_roles_changed: list[RolesChanged] = []
+
+
+def on_roles_changed(listener: RolesChanged) -> None:
+    """Have `listener` called after every grant and removal in this process (once, however
+    often it is registered), in the same transaction: what it queues commits with the change,
+    so it follows even a change made from the shell while the bot is down."""
+    if listener not in _roles_changed:
+        _roles_changed.append(listener)
+
+
+def _changed(session: AsyncSession, person: Person, now: datetime) -> None:
+    for listener in _roles_changed:
+        listener(session, person, now)
 
 
 class PeopleError(Exception):
@@ -92,7 +112,7 @@ async def grant(
         return person, False
     person.roles.append(Role(role=role, scope=scope, created_at=now, created_by=granted_by))
     _record(session, person, GRANTED, role, scope, granted_by, via, now)
-    refresh_menu(session, person, now)
+    _changed(session, person, now)
     await session.flush()
     return person, True
 
@@ -139,7 +159,7 @@ async def remove_roles(
         person.roles.remove(r)
         _record(session, person, REMOVED, r.role, r.scope, removed_by, via, now)
     if doomed:
-        refresh_menu(session, person, now)
+        _changed(session, person, now)
     await session.flush()
     if not doomed:
         return Removal(0)
@@ -169,8 +189,6 @@ async def revoke(
     return removal.count
 
 
-# A case needs its handler until it is rated: a low rating reopens it to the same assignee.
-HELD = (DISPATCHED, ACCEPTED, WHISTLED, RESOLVED)
 HANDED_ON_NOTE = "reassigned because the role was removed"
 
 
@@ -186,6 +204,7 @@ async def hand_on(
     """
     assigned = await session.scalars(
         select(Case)
+        # HELD: with its assignee until rated (a low rating reopens it to them).
         .where(Case.assignee_id == person.id, Case.state.in_(HELD))
         .order_by(Case.id)
         .with_for_update(
@@ -221,9 +240,9 @@ async def _reassign(
     officers = (
         await people_with_role(session, OFFICER, case.department_id) if case.department_id else []
     )
-    to_triage = case.assignee_id is None and not officers and case.state != RESOLVED
+    to_triage = case.assignee_id is None and not officers and case.state != State.RESOLVED
     if to_triage:
-        case.state = TRIAGE
+        case.state = State.TRIAGE
         case.department_id = None
     elif case.assignee_id == before:
         return False
@@ -235,7 +254,7 @@ async def _reassign(
         "from_assignee": before,
         "to_assignee": case.assignee_id,
     }
-    record(session, case, by, "transferred", now, note=HANDED_ON_NOTE, data=data)
+    record(session, case, by, Event.TRANSFERRED, now, note=HANDED_ON_NOTE, data=data)
     return True
 
 
