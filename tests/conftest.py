@@ -8,6 +8,7 @@ import itertools
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import text
@@ -18,6 +19,9 @@ from storage.migrate import upgrade
 from tests.private_postgres import PrivatePostgres
 from tests.private_postgres import unavailable as pg_unavailable
 from tests.private_redis import PrivateRedis
+
+if TYPE_CHECKING:
+    from tests.harness import Harness
 
 # Set by pytest_configure, before any test module is imported: the variable's URL, else a
 # throwaway server's, else None (and the tests that need it skip, saying why).
@@ -151,3 +155,16 @@ def media_dir(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "media"
     path.mkdir()
     yield path
+
+
+@pytest.fixture
+async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
+    """The bot running against the Telegram emulator, on a fresh database of each backend.
+
+    A module that needs more (a clock set, data loaded) overrides it with a fixture `h` that
+    takes this one: `async def h(h: Harness) -> Harness`.
+    """
+    from tests.harness import running_bot  # aiogram and the whole bot: only where a test runs it
+
+    async with running_bot(database_url, media_dir) as harness:
+        yield harness

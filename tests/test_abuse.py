@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,17 +19,11 @@ from bot.i18n import t
 from bot.telegram.abuse import MESSAGES_PER_MINUTE, REPORTS_PER_HOUR, MemoryCounter, RedisCounter
 from storage.models import Ban, Case, Person
 from tests.conftest import REDIS_URL
-from tests.harness import Harness, grant, jpeg, noise_jpeg, plain_text, running_bot
+from tests.harness import Harness, grant, jpeg, noise_jpeg, plain_text
 from tests.test_handling_loop import cast, first_lane
 from tgemu.emulator import Persona
 
 ADMIN, TROLL, NEWCOMER = 3001, 3002, 3003
-
-
-@pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        yield harness
 
 
 def said(who: Persona, key: str, lang: str = "en", **params: object) -> int:

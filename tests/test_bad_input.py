@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,18 +21,12 @@ from PIL import Image
 from bot.domain.text import FSI, PDI
 from bot.i18n import t
 from storage.models import Case
-from tests.harness import Harness, jpeg, plain_text, running_bot
+from tests.harness import Harness, jpeg, plain_text
 from tests.test_handling_loop import cast, first_lane
 from tgemu.emulator import Persona
 
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u200e\u200f"
 RLO, PDF = "\u202e", "\u202c"
-
-
-@pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        yield harness
 
 
 @pytest.fixture

@@ -31,19 +31,19 @@ from bot.jobs.scheduler import digests
 from storage.db import make_engine, make_sessionmaker
 from storage.models import DigestRun, OutboxMessage
 from tests.casebook import DAY, NOW, chaowai_week
-from tests.harness import Harness, grant, running_bot, settings_for
+from tests.harness import Harness, grant, settings_for
 
 SUPERVISOR, ADMIN = 4001, 4002
 
 
 @pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        harness.clock.set(NOW)  # 08:00 local: the digest time has just come
-        async with harness.session() as session:
-            await chaowai_week(session)
-            await session.commit()
-        yield harness
+async def h(h: Harness) -> Harness:
+    """The running bot (tests/conftest.py) with the casebook's week in its database."""
+    h.clock.set(NOW)  # 08:00 local: the digest time has just come
+    async with h.session() as session:
+        await chaowai_week(session)
+        await session.commit()
+    return h
 
 
 async def runs(h: Harness | AppContext) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,7 +14,7 @@ from bot.domain.routing.dedupe import find_duplicate
 from bot.domain.routing.dispatch import CHIEF, DEPARTMENT, TRIAGE, decide
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Case, Photo
-from tests.harness import Harness, grant, noise_jpeg, plain_text, running_bot
+from tests.harness import Harness, grant, noise_jpeg, plain_text
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
@@ -165,12 +164,6 @@ async def test_deduplication(sessions: async_sessionmaker[AsyncSession]) -> None
         stale_now = NOW + timedelta(days=15)
         late = await add_case(session, 8, phash="8888888888888888", created=stale_now)
         assert await find_duplicate(session, late, radius_m=50, now=stale_now) is None
-
-
-@pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        yield harness
 
 
 async def test_a_second_report_of_the_same_problem_joins_the_first(h: Harness) -> None:

@@ -7,24 +7,13 @@ a piece of the bot's own HTML placed into another text (the place in the summary
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from bot.i18n import t
-from tests.harness import Harness, grant, jpeg, plain_text, running_bot
+from tests.harness import Harness, grant, jpeg, plain_text
 from tests.test_handling_loop import cast, first_lane
 
 DESCRIPTION = "胡同口堆物堆料 A & B <x>"  # 堆物堆料: the lane chief's, so the chief gets the card
 ADDRESS = "A & B <x> 3号楼北侧"
 OFFICER = 2009
-
-
-@pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        yield harness
 
 
 async def test_a_description_shows_as_typed_in_the_summary_the_card_and_case(h: Harness) -> None:

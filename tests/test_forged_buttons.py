@@ -8,15 +8,13 @@ case, its timeline and everyone else's chats stay as they were.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from bot.i18n import t
 from storage.models import Case, OutboxMessage, Person
-from tests.harness import Harness, grant, jpeg, plain_text, running_bot
+from tests.harness import Harness, grant, jpeg, plain_text
 from tests.test_handling_loop import (
     accepted_case,
     actions,
@@ -31,12 +29,6 @@ from tgemu.emulator import Persona
 from tgemu.models import CallbackAnswer
 
 OTHER_CHIEF, OTHER_OFFICER, OTHER_SUPERVISOR, STRANGER = 2101, 2102, 2103, 2199
-
-
-@pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        yield harness
 
 
 async def press(h: Harness, who: Persona, data: str) -> CallbackAnswer:

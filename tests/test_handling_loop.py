@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,17 +19,11 @@ from bot.jobs import scheduler
 from bot.jobs.scheduler import RETRY_FAILED_STEP, sweep
 from bot.telegram.outgoing import Outbox
 from storage.models import Case, Deadline, OutboxMessage, Person
-from tests.harness import Harness, grant, jpeg, plain_text, running_bot
+from tests.harness import Harness, grant, jpeg, plain_text
 from tgemu.emulator import Persona
 
 CHIEF, OFFICER, SUPERVISOR, OTHER_CHIEF = 2001, 2002, 2003, 2004
 PILED_UP = "胡同口堆物堆料，旧家具堵住了通道"  # 堆物堆料: handled by the lane chief
-
-
-@pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        yield harness
 
 
 def first_lane(h: Harness, index: int = 0) -> tuple[str, float, float]:

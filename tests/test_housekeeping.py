@@ -29,7 +29,7 @@ from bot.jobs.housekeeping import (
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Case, FsmState, OutboxMessage, Photo, ProcessedUpdate
 from storage.outbox import FAILED, SENT, enqueue
-from tests.harness import Harness, running_bot
+from tests.harness import Harness
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 WEEK, MONTH = timedelta(days=7), timedelta(days=30)
@@ -286,12 +286,6 @@ async def test_processed_update_ids_go_after_their_time_in_batches(
 
 
 # --------------------------------------------------------------------------- the hourly job
-
-
-@pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        yield harness
 
 
 async def test_the_hourly_job_takes_the_districts_periods(

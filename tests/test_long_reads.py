@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ import bot.telegram.handlers.exports
 from bot.i18n import t
 from bot.jobs.scheduler import digests
 from tests.casebook import NOW, chaowai_week
-from tests.harness import Harness, grant, jpeg, running_bot
+from tests.harness import Harness, grant, jpeg
 from tests.test_handling_loop import first_lane
 
 SUPERVISOR, RESIDENT = 4001, 1001
@@ -65,13 +64,13 @@ class Hold:
 
 
 @pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        harness.clock.set(NOW)  # Monday 08:00 local: Sunday's digest is due
-        async with harness.session() as session:
-            await chaowai_week(session)
-            await session.commit()
-        yield harness
+async def h(h: Harness) -> Harness:
+    """The running bot (tests/conftest.py) with the casebook's week in its database."""
+    h.clock.set(NOW)  # Monday 08:00 local: Sunday's digest is due
+    async with h.session() as session:
+        await chaowai_week(session)
+        await session.commit()
+    return h
 
 
 @asynccontextmanager

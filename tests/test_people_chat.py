@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import select
 
 from bot.domain.people import revoke, role_changes
 from storage.models import Person, Role, RoleChange
 from storage.people import person_by_telegram_id
-from tests.harness import Harness, grant, plain_text, running_bot
+from tests.harness import Harness, grant, plain_text
 from tgemu.emulator import Persona
 
 ADMIN, CHIEF, SUPERVISOR, NEWCOMER = 4201, 5001, 4001, 5002
-
-
-@pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        yield harness
 
 
 async def admin(h: Harness) -> Persona:

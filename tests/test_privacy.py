@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import io
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from PIL import Image
 from sqlalchemy import select
 
@@ -23,7 +21,7 @@ from bot.figures.digest import build_digest
 from bot.figures.export import export_csv
 from bot.i18n import t
 from storage.models import Case, CaseEvent, CategoryLabel, OutboxMessage, Person, Photo
-from tests.harness import Harness, gps_exif, jpeg, plain_text, running_bot
+from tests.harness import Harness, gps_exif, jpeg, plain_text
 from tests.test_handling_loop import PILED_UP, cast, first_lane, has_button, resolve, state_of
 from tgemu.emulator import Persona
 from tgemu.models import SentMessage
@@ -32,12 +30,6 @@ RESIDENT_ID = 7654321
 NAME, SURNAME, USERNAME, PHONE = "王芳", "Zhangsecret", "wangfang_secret", "13912345678"
 SERIAL, MAKER = "SN-99887766", "PhoneMaker"
 SECRETS = (NAME, SURNAME, USERNAME, PHONE, str(RESIDENT_ID))
-
-
-@pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        yield harness
 
 
 def camera_jpeg(lat: float, lon: float, color: tuple[int, int, int] = (200, 60, 40)) -> bytes:

@@ -6,7 +6,6 @@ import asyncio
 import html
 import io
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,10 @@ from sqlalchemy import select
 
 from bot.i18n import t
 from storage.models import Case, Photo
-from tests.harness import Harness, gps_exif, jpeg, running_bot
+from tests.harness import Harness, gps_exif, jpeg
 from tgemu.emulator import Persona
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        yield harness
 
 
 def lane_point(h: Harness, index: int = 0) -> tuple[str, float, float]:

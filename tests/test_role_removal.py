@@ -9,17 +9,14 @@ it anyway is refused.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from bot.domain.people import HANDED_ON_NOTE
 from bot.i18n import t
 from storage.models import Case, CaseEvent
 from storage.people import person_by_telegram_id
-from tests.harness import Harness, grant, plain_text, running_bot
+from tests.harness import Harness, grant, plain_text
 from tests.test_cli import env_for, run_cli
 from tests.test_handling_loop import (
     CHIEF,
@@ -35,12 +32,6 @@ from tgemu.models import CallbackAnswer
 
 ADMIN, NEW_CHIEF, SECOND_OFFICER = 2301, 2302, 2303
 SHED = "胡同口私搭乱建，有人加盖彩钢房"  # 私搭乱建: handled by 城管 (chengguan)
-
-
-@pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        yield harness
 
 
 async def someone(h: Harness, telegram_id: int, name: str, lang: str = "zh-hans") -> Persona:

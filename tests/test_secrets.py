@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +19,8 @@ from bot.app import make_bot
 from bot.cli.core import setup_logging
 from bot.config import Settings, describe_error
 from bot.redaction import REDACTED, TokenRedactor, install, redact
-from tests.harness import TOKEN, Harness, plain_text, running_bot, settings_for
+from tests.harness import TOKEN, Harness, plain_text, settings_for
 from tgemu.emulator import TelegramEmulator
-
-
-@pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        yield harness
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
 from datetime import date, datetime
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from bot.figures.export import HEADER
 from bot.i18n import t
 from bot.telegram.handlers.exports import BadRange, parse_range
 from tests.casebook import TZ, Casebook, chaowai_week
-from tests.harness import Harness, grant, plain_text, running_bot
+from tests.harness import Harness, grant, plain_text
 from tgemu.emulator import Persona
 
 SUPERVISOR, ADMIN, RESIDENT = 4001, 4002, 1001
@@ -26,10 +25,10 @@ LATE_SUNDAY = datetime(2026, 11, 22, 23, 59, tzinfo=TZ)
 
 
 @pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        harness.clock.set(LATE_SUNDAY)
-        yield harness
+async def h(h: Harness) -> Harness:
+    """The running bot (tests/conftest.py), its clock at LATE_SUNDAY."""
+    h.clock.set(LATE_SUNDAY)
+    return h
 
 
 async def week(h: Harness) -> Casebook:

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from bot.domain.labels import labels_csv
-from tests.harness import Harness, grant, noise_jpeg, plain_text, running_bot
-
-
-@pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        yield harness
+from tests.harness import Harness, grant, noise_jpeg, plain_text
 
 
 async def test_a_supervisor_sorts_a_case_with_one_tap_and_the_choice_is_kept(h: Harness) -> None:
