@@ -241,6 +241,7 @@ async def labels_command(args: argparse.Namespace) -> int:
     from bot.config import get_settings
     from bot.domain.labels import labels_csv
     from storage.db import make_engine, make_sessionmaker
+    from storage.files import write_atomically
 
     engine = make_engine(get_settings().database_url)
     try:
@@ -248,6 +249,6 @@ async def labels_command(args: argparse.Namespace) -> int:
             text, n = await labels_csv(session)
     finally:
         await engine.dispose()
-    args.out.write_text(text, encoding="utf-8")
+    write_atomically(args.out, text.encode("utf-8"))
     print(f"{n} labelled case(s) written to {args.out}")
     return 0

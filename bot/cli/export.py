@@ -32,6 +32,7 @@ async def export_command(args: argparse.Namespace) -> int:
     from bot.domain.district import DistrictError, load_district
     from bot.figures.export import stream_csv
     from storage.db import make_engine, make_sessionmaker, reading
+    from storage.files import AtomicFile
 
     if args.end < args.start:
         print(f"--to ({args.end}) is before --from ({args.start})", file=sys.stderr)
@@ -49,8 +50,8 @@ async def export_command(args: argparse.Namespace) -> int:
     engine = make_engine(settings.database_url)
     # Written beside the target and renamed at the end: a failed export leaves no half file.
     out = None if args.out == "-" else Path(args.out)
-    partial = None if out is None else out.with_name(f".{out.name}.partial")
-    sink = sys.stdout.buffer if partial is None else partial.open("wb")
+    file = None if out is None else AtomicFile(out)
+    write = sys.stdout.buffer.write if file is None else file.write
     try:
         # A read-only transaction: the running bot's writers go on while a year is written out.
         async with reading(make_sessionmaker(engine)) as session:
@@ -63,15 +64,14 @@ async def export_command(args: argparse.Namespace) -> int:
                 tz=district.tz,  # the district's, as case numbers and cards
             )
             async for piece in pieces:
-                sink.write(piece)
-        sink.flush()
-        if out is not None and partial is not None:
-            sink.close()
-            partial.replace(out)
+                write(piece)
+        if file is None:
+            sys.stdout.buffer.flush()
+        else:
+            file.commit()
             print(f"wrote {out}", file=sys.stderr)
     finally:
-        if partial is not None:
-            sink.close()
-            partial.unlink(missing_ok=True)
+        if file is not None:
+            file.discard()
         await engine.dispose()
     return 0

@@ -35,6 +35,7 @@ from bot.figures.signs import (
 )
 from bot.i18n import LANGUAGES
 from storage.db import make_engine, make_sessionmaker
+from storage.files import write_atomically
 
 
 class _Refused(Exception):
@@ -122,7 +123,7 @@ def _signs(args: argparse.Namespace) -> int:
             font_path=font,
         )
         path = out / f"{lane.id}.png"
-        path.write_bytes(png)
+        write_atomically(path, png)  # after a crash: the old sign or the new, never half of one
         print(path)
     named = sum(1 for lane in lanes if chiefs.get(lane.id))
     print(

@@ -11,8 +11,6 @@ import hashlib
 import io
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +20,8 @@ from typing import Any, Final, Literal, get_args
 
 import pillow_heif
 from PIL import ExifTags, Image, ImageCms, ImageFile
+
+from storage.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def process_image(
     stored = _encode_jpeg(pixels)
     stored_sha = hashlib.sha256(stored).hexdigest()
     rel_path = f"{stored_sha[:2]}/{stored_sha}.jpg"
-    _store_atomically(media_dir / rel_path, stored)
+    write_atomically(media_dir / rel_path, stored, content_addressed=True)
     return ProcessedPhoto(
         sha256=original_sha,
         path=rel_path,
@@ -390,41 +390,6 @@ def phash_distance(a: str, b: str) -> int:
     if len(a) != 16 or len(b) != 16:
         raise ValueError(f"phash must be 16 hex chars, got {a!r} and {b!r}")
     return (int(a, 16) ^ int(b, 16)).bit_count()
-
-
-def _store_atomically(target: Path, data: bytes) -> None:
-    """Write-then-rename in the same directory, so readers never see half a file."""
-    try:
-        if target.stat().st_size == len(data):
-            return  # content-addressed: same name, same bytes
-    except FileNotFoundError:
-        pass
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable across a power cut (POSIX only)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def open_stored(media_dir: Path, path: str) -> bytes:

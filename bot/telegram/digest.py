@@ -6,13 +6,12 @@ pieces within Telegram's limit. What the daily send (bot/jobs/digests.py) and /d
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from bot.figures.digest import Digest
 from bot.telegram.outgoing import Recipient, split_text
+from storage.files import write_atomically
 
 CHART_DIR = "digests"  # under MEDIA_DIR; housekeeping deletes old charts
 
@@ -30,20 +29,5 @@ def _store_chart(media_dir: Path, png: bytes) -> str:
     """The chart under MEDIA_DIR, named by its content; the path the sender uploads."""
     digest = hashlib.sha256(png).hexdigest()
     rel = f"{CHART_DIR}/{digest[:32]}.png"
-    write_atomically(media_dir / rel, png)
+    write_atomically(media_dir / rel, png, content_addressed=True)
     return rel
-
-
-def write_atomically(target: Path, data: bytes) -> None:
-    """Write-then-rename: the sender never uploads half a file. Same name, same bytes: skip."""
-    if target.exists() and target.stat().st_size == len(data):
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -9,9 +9,9 @@ takes a while, and on SQLite the update's own transaction would keep every write
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import date
-from pathlib import Path
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
@@ -24,6 +24,7 @@ from bot.domain.scopes import scope_name, street_scopes
 from bot.figures.export import EXPORT_DIR, stream_csv
 from bot.telegram.outgoing import Outbox
 from storage.db import reading
+from storage.files import AtomicFile
 from storage.models import Person
 
 MAX_BYTES = 50 * 1024 * 1024  # the largest file a bot may send
@@ -104,7 +105,7 @@ async def write_export(
     """The CSV, read through `session`, under MEDIA_DIR/exports/ (a random name: nobody
     guesses another's file); returns its path relative to MEDIA_DIR, its rows and its size."""
     rel = f"{EXPORT_DIR}/{out.now:%Y%m%d-%H%M%S}-{secrets.token_hex(8)}.csv"
-    sink = _PartialFile(ctx.media_dir / rel)
+    sink = AtomicFile(ctx.media_dir / rel)  # nobody sends half a file
     rows = 0
     try:
         pieces = stream_csv(
@@ -113,33 +114,10 @@ async def write_export(
         async for piece in pieces:
             sink.write(piece)  # a chunk of a thousand rows: a short local write
             rows += piece.count(b"\r\n")  # no field holds a line break: no free text
-        sink.finish()
+        await asyncio.to_thread(sink.commit)  # up to 50 MB to the disk: not on the event loop
     finally:
         sink.discard()
     return rel, rows - 1, sink.size  # less the header
-
-
-class _PartialFile:
-    """Written beside its target and renamed at the end: nobody sends half a file."""
-
-    def __init__(self, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.target, self.partial = target, target.with_name(f".{target.name}.partial")
-        self.fh = self.partial.open("wb")
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self.fh.write(data)
-        self.size += len(data)
-
-    def finish(self) -> None:
-        self.fh.close()
-        self.partial.replace(self.target)
-
-    def discard(self) -> None:
-        """After a failure: no partial file left behind (a no-op once finished)."""
-        self.fh.close()
-        self.partial.unlink(missing_ok=True)
 
 
 def make_router() -> Router:

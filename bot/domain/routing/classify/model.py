@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from bot.domain.routing.classify.text import normalize_text
+from storage.files import write_atomically
 
 if TYPE_CHECKING:
     from jieba import Tokenizer
@@ -410,9 +411,8 @@ class TextModel:
             "sha256": hashlib.sha256(arrays).hexdigest(),
         }
         payload["sha256"] = _digest(payload)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.arrays_path(path), arrays)
-        _write_atomic(path, json.dumps(payload, ensure_ascii=False, indent=1).encode("utf-8"))
+        write_atomically(self.arrays_path(path), arrays)
+        write_atomically(path, json.dumps(payload, ensure_ascii=False, indent=1).encode("utf-8"))
 
     @classmethod
     def load(cls, path: Path) -> TextModel:
@@ -493,9 +493,3 @@ class TextModel:
 def _digest(payload: Mapping[str, Any]) -> str:
     canonical = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
