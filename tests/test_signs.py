@@ -29,7 +29,6 @@ from storage.migrate import upgrade
 from tests.cjk_fonts import EACH, any_font, font_of, found_as
 from tgemu.emulator import TelegramEmulator
 
-ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
 
@@ -235,7 +234,7 @@ def test_wrapping_keeps_words_whole_and_punctuation_off_line_starts() -> None:
 
 
 def test_sign_texts_are_in_both_catalogues() -> None:
-    source = (ROOT / "bot" / "signs.py").read_text(encoding="utf-8")
+    source = Path(signs.__file__).read_text(encoding="utf-8")
     keys = set(re.findall(r'plain\(\s*lang,\s*"(sign\.[a-z_.]+)"', source))
     keys |= {f"sign.duty.{d}" for d in signs.DUTIES} | {f"sign.duty.{d}_text" for d in signs.DUTIES}
     assert len(keys) > 15

@@ -1,4 +1,10 @@
-"""The Bot API methods: each validates as Telegram does, then reads or writes the World."""
+"""The Bot API methods: each validates as Telegram does, then reads or writes the World.
+
+Longer than most modules (about 560 lines) on purpose: it is one table, a method of `BotApi`
+per Bot API method the bot calls (about twenty, a few lines each) beside the checks they share
+(`_target`, `_text`, `_admit` …). Split, the methods would lose those helpers or import them
+back; the rules they follow (chats, limits, text) already live in `world`, `limits` and `text`.
+"""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import io
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain.access import CHIEF
 from bot.domain.district import District, Lane
 from bot.figures import fonts
+from bot.figures.wrapping import Measure, balanced_wrap, ellipsize, join_lines, wrap
 from bot.i18n import normalise_language, plain
 from storage.models import Person, Role
 
@@ -54,11 +55,6 @@ LINE, BASELINE = 1.3, 1.02
 
 # Telegram bot usernames: 5–32 letters, digits and underscores, starting with a letter.
 _USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{4,31}$")
-# A line may not start with these (Chinese line-breaking rules); they stay on the line before.
-_NO_LINE_START = set("，。、；：？！）》」』】〕,.;:?!)%")
-# The width of a string in pixels (a font's `getlength`).
-Measure = Callable[[str], float]
-_TOKEN = re.compile(r"[A-Za-z0-9'’@#&_/\-.,;:!?()%]+ *| +|.")
 
 
 class SignError(ValueError):
@@ -415,7 +411,7 @@ class _Page:
                 return font, lines
             if size <= minimum:
                 kept = lines[: max_lines - 1]
-                rest = _join(lines[max_lines - 1 :])
+                rest = join_lines(lines[max_lines - 1 :])
                 return font, [*kept, ellipsize(rest, measure, self.content_width)]
             size = max(minimum, int(size * 0.92))
 
@@ -492,69 +488,3 @@ class _Page:
         self.draw.text(
             xy, text, font=font, fill=fill, anchor=anchor, stroke_width=stroke, stroke_fill=fill
         )
-
-
-def wrap(text: str, measure: Measure, width: float) -> list[str]:
-    """`text` in lines no wider than `width`: Latin text breaks between words, Chinese between
-    characters, and no line starts with closing punctuation. A word wider than `width` is
-    broken between letters."""
-    lines: list[str] = []
-    line = ""
-    for token in _tokens(text, measure, width):
-        candidate = line + token
-        if not line or measure(candidate.rstrip()) <= width:
-            line = candidate
-        elif token[0] in _NO_LINE_START and len(line.rstrip()) > 1:
-            # Keep punctuation with the character before it: take that one down with it.
-            lines.append(line[:-1].rstrip())
-            line = line[-1] + token
-        else:
-            lines.append(line.rstrip())
-            line = token.lstrip()
-    if line.strip():
-        lines.append(line.rstrip())
-    return lines
-
-
-def balanced_wrap(text: str, measure: Measure, width: float) -> list[str]:
-    """`text` wrapped as by `wrap` into as few lines, but with their lengths evened out: no
-    line of one word under a full one."""
-    lines = wrap(text, measure, width)
-    if len(lines) < 2:
-        return lines
-    low, high = width / len(lines), width
-    while high - low > 1:
-        middle = (low + high) / 2
-        if len(wrap(text, measure, middle)) == len(lines):
-            high = middle
-        else:
-            low = middle
-    return wrap(text, measure, high)
-
-
-def ellipsize(text: str, measure: Measure, width: float) -> str:
-    """`text`, cut short with "…" to fit `width`."""
-    if measure(text) <= width:
-        return text
-    while text and measure(text.rstrip() + "…") > width:
-        text = text[:-1]
-    return text.rstrip() + "…"
-
-
-def _join(lines: Sequence[str]) -> str:
-    """Wrapped lines back into one: a space between two words, none between Chinese."""
-    out = ""
-    for line in lines:
-        space = out and out[-1].isascii() and line[:1].isascii()
-        out += (" " if space else "") + line
-    return out
-
-
-def _tokens(text: str, measure: Measure, width: float) -> Sequence[str]:
-    out: list[str] = []
-    for token in _TOKEN.findall(" ".join(text.split())):
-        if measure(token.rstrip()) <= width:
-            out.append(token)
-        else:
-            out.extend(token)
-    return out
