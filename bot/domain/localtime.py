@@ -12,7 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-DEFAULT_TIMEZONE = "Asia/Shanghai"  # as bot.domain.district, for a file that does not name one
+# A district.toml that names no `timezone` is in this one (bot.domain.district loads it too).
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 
 def district_toml(path: Path) -> Path:

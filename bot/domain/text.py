@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import unicodedata
 
+# The longest address a report may carry, typed in the chat or sent to Open311 (characters).
+MAX_ADDRESS = 300
+
 FSI, PDI = "\u2068", "\u2069"
 # Embeddings and overrides (LRE RLE PDF LRO RLO) and isolates (LRI RLI FSI PDI).
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 from bot.domain.district import Category, District
 from bot.domain.routing.locate import LaneMatch, Locator, NoLane, OutsideDistrict
+from bot.domain.text import MAX_ADDRESS
 from bot.open311.errors import bad_request
 from bot.open311.params import coordinate
 from bot.open311.services import attributes_of
 
 MAX_DESCRIPTION = 4000  # the spec's limit
-MAX_ADDRESS = 300  # as for an address typed in the chat
 MAX_MEDIA_URL = 1000
 MAX_DEVICE_ID = 200
 _ATTRIBUTE = re.compile(r"attribute\[([A-Za-z0-9_]{1,64})\](?:\[\])?")

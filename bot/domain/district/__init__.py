@@ -47,7 +47,6 @@ from bot.domain.district.geometry import (
 from bot.domain.district.load import DEFAULT_LANES_FILE, check_district, load_district
 from bot.domain.district.model import (
     DEFAULT_DEDUPE_RADIUS_M,
-    DEFAULT_TIMEZONE,
     PRIVACY_LIMITS,
     Category,
     Department,
@@ -59,6 +58,7 @@ from bot.domain.district.model import (
     Problem,
     StreetOffice,
 )
+from bot.domain.localtime import DEFAULT_TIMEZONE
 
 __all__ = [
     "AREA_TYPES",

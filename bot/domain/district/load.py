@@ -27,7 +27,6 @@ from bot.domain.district.geometry import (
 )
 from bot.domain.district.model import (
     DEFAULT_DEDUPE_RADIUS_M,
-    DEFAULT_TIMEZONE,
     PRIVACY_LIMITS,
     Category,
     Department,
@@ -38,6 +37,7 @@ from bot.domain.district.model import (
     Problem,
     StreetOffice,
 )
+from bot.domain.localtime import DEFAULT_TIMEZONE
 
 DEFAULT_LANES_FILE = "lanes.geojson"
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")

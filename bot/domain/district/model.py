@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.district.geometry import Geometry, LocalProjection, projection_for
 
-DEFAULT_TIMEZONE = "Asia/Shanghai"
+# A category's `dedupe_radius_m` when district.toml gives none: reports of it this close are
+# one problem.
 DEFAULT_DEDUPE_RADIUS_M = 50.0
 
 
