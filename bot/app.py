@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,11 +22,13 @@ from aiogram.methods import TelegramMethod
 from aiogram.types import BotCommand, ErrorEvent, Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.context import AppContext
 from bot.domain.district import load_district
+from bot.domain.intake import Routed
 from bot.domain.routing.classify import Classifier, TextModel
 from bot.domain.routing.locate import Locator
 from bot.health import CTX, healthz
@@ -38,7 +40,7 @@ from bot.telegram.fsm import LocalEventIsolation, RedisChatLocks, SqlStorage
 from bot.telegram.handlers import root_router
 from bot.telegram.menus import EVERYONE, MENU_LANGUAGES, follow_role_changes, menu
 from bot.telegram.middlewares import HoldButtonAnswers, UnitOfWork
-from bot.telegram.notify import assignee_unreachable
+from bot.telegram.notify import announce, assignee_unreachable
 from bot.telegram.outgoing import Outbox
 from storage.db import connection_lost, make_engine, make_sessionmaker
 
@@ -139,11 +141,20 @@ async def app_context(
         media_dir=media_dir,
     )
     sender.on_unreachable = partial(assignee_unreachable, ctx)
+    ctx.announcer = partial(announce_in_telegram, ctx)
     try:
         yield ctx
     finally:
         sender.stop()
         await engine.dispose()
+
+
+async def announce_in_telegram(
+    ctx: AppContext, session: AsyncSession, routed: Routed, now: datetime
+) -> None:
+    """The app's announcer (`bot.domain.intake.Announcer`): the reporter's message and the
+    cards, to the outbox in `session`'s transaction, whichever channel the report came by."""
+    await announce(ctx, Outbox(session, now), routed, routed.reporter)
 
 
 async def set_commands(bot: Bot) -> None:

@@ -26,15 +26,13 @@ from bot.domain.cases import (
     CaseError,
     PhotoInput,
     categorise,
-    dispatch,
     hold,
     photo_row,
     record,
 )
 from bot.domain.district import District
-from bot.domain.routing.dispatch import TRIAGE as TO_TRIAGE
-from bot.domain.routing.dispatch import Decision, decide
-from bot.domain.routing.pipeline import lane_chief
+from bot.domain.routing.dispatch import Decision
+from bot.domain.routing.pipeline import route_case
 from bot.domain.text import is_blank
 from storage.models import Case, CaseEvent, Person
 
@@ -90,27 +88,8 @@ async def triage(
     (still triage when the lane has no chief to take it)."""
     _require_handler(case, actor, Permission.TRIAGE)
     await categorise(session, case, actor.id, category_id, now)
-    decision = decide(
-        district,
-        now=now,
-        category_id=case.category_id,
-        lane_id=case.lane_id,
-        street_id=case.street_id,
-        chief_id=await lane_chief(session, case.lane_id) if case.lane_id else None,
-        reasons=(f"category chosen in triage by person {actor.id}",),
-    )
-    await dispatch(
-        session,
-        case,
-        now,
-        state=TRIAGE if decision.target == TO_TRIAGE else DISPATCHED,
-        assignee_id=decision.chief_id,
-        department_id=decision.department_id,
-        response_due_at=decision.response_due_at,
-        resolve_due_at=decision.resolve_due_at,
-        data={"target": decision.target, "reasons": list(decision.reasons)},
-    )
-    return decision
+    why = (f"category chosen in triage by person {actor.id}",)
+    return await route_case(session, district, case, now, reasons=why)
 
 
 async def accept(session: AsyncSession, case: Case, actor: Person, now: datetime) -> CaseEvent:

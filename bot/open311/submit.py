@@ -1,8 +1,10 @@
 """POST requests: a checked report becomes a case, routed and announced as one from the chat.
 
-The same `create_case` → `route_new_case` → `announce` in one transaction, with the outbox
-messages; only the category is the client's choice (its service_code) instead of the text
-classifier's guess. The client is kept on the case's `submitted` event (its id, not a person).
+The same `bot.domain.intake.submit_report`, then `AppContext.announce` (the chief's card …), in
+one transaction with the outbox messages; only the category is the client's choice (its
+service_code) instead of the text classifier's guess. The client is kept on the case's
+`submitted` event (its id, not a person). A client is no person: a report from it has no
+reporter, so none is told in a chat, and no "a chief's report on his own lane" applies.
 
 Retries: a client that sends `device_id` may send the same report again (a timeout, a lost
 answer) and gets the same case back (HTTP 200 instead of 201), not a second one. Two calls are
@@ -22,24 +24,21 @@ import json
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.domain import cases
-from bot.domain.cases import CaseError, ReportDraft, create_case
+from bot.domain.cases import CaseError, ReportDraft
+from bot.domain.intake import submit_report
 from bot.domain.routing.classify import Classification, Classifier
-from bot.domain.routing.pipeline import route_new_case
 from bot.i18n import plain
 from bot.open311.errors import bad_request
 from bot.open311.queries import request_by_number
 from bot.open311.submission import Submission
 from bot.open311.view import status_notes
-from bot.telegram.notify import announce
-from bot.telegram.outgoing import Outbox
 from storage.cases import case_by_idempotency_key
-from storage.models import Case, CaseEvent, Open311Client
+from storage.models import Case, Open311Client
 
 TOKEN_PREFIX = "o311:"
 _TOKEN_HEX = 32
@@ -128,17 +127,21 @@ async def submit(ctx: AppContext, client: Open311Client, sub: Submission, lang: 
     )
     try:
         async with ctx.sessionmaker() as session, session.begin():
-            out = Outbox(session, now)
             try:
-                case, created = await create_case(
-                    session, draft, prefix=ctx.district.case_prefix, tz=ctx.settings.tz, now=now
+                routed = await submit_report(
+                    session,
+                    draft,
+                    reporter=None,
+                    now=now,
+                    desk=ctx,
+                    classifier=ChosenService(ctx.classifier, sub.category.id),
+                    priority=1 if sub.answers.get("blocks_traffic") == "yes" else 0,
+                    origin={"open311_client": client.id},
                 )
             except CaseError as exc:
                 raise bad_request("refused", reason=exc.code) from None
-            if created:
-                await _route(ctx, out, case, client, sub)
-            answer = await _answer(session, case, token, created, lang)
-        await out.committed()
+            await ctx.announce(session, routed, now)
+            answer = await _answer(session, routed.case, token, routed.created, lang)
     except IntegrityError:
         # The same retry, at the same moment, won: answer with its case.
         async with ctx.sessionmaker() as session:
@@ -151,27 +154,6 @@ async def submit(ctx: AppContext, client: Open311Client, sub: Submission, lang: 
         limit = plain(lang, "open311.notice.shortened", limit=cases.MAX_DESCRIPTION)
         answer = Submitted(answer.number, answer.token, answer.created, f"{answer.notice} {limit}")
     return answer
-
-
-async def _route(
-    ctx: AppContext, out: Outbox, case: Case, client: Open311Client, sub: Submission
-) -> None:
-    if sub.answers.get("blocks_traffic") == "yes":
-        case.priority = max(case.priority, 1)
-    submitted = await out.session.scalar(
-        select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.action == "submitted")
-    )
-    if submitted is not None:
-        submitted.data = {**(submitted.data or {}), "open311_client": client.id}
-    routed = await route_new_case(
-        out.session,
-        case,
-        district=ctx.district,
-        locator=ctx.locator,
-        classifier=ChosenService(ctx.classifier, sub.category.id),
-        now=out.now,
-    )
-    await announce(ctx, out, routed, None)
 
 
 async def _answer(

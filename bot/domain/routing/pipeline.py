@@ -16,18 +16,37 @@ from bot.domain.routing.classify import Classifier
 from bot.domain.routing.dedupe import find_duplicate
 from bot.domain.routing.dispatch import DEPARTMENT, TRIAGE, Decision, decide
 from bot.domain.routing.locate import LaneMatch, Locator, NoLane
-from storage.models import Case, Role
+from storage.models import Case, Person, Role
 
 DEFAULT_DEDUPE_RADIUS_M = 50.0
 
 
 @dataclass(frozen=True)
 class Routed:
-    """What routing did with a case: joined an open one, or dispatched it."""
+    """What became of a report (`bot.domain.intake.submit_report`), and so what to announce.
+
+    `created` False: the same report was submitted before (a second press, a client's retry);
+    it was routed then, and nothing is announced again. Otherwise exactly one of `duplicate_of`
+    (joined that open case) and `decision` (dispatched to a chief, a department or triage).
+    `accepted`: the reporter is the lane's chief and took the case on at once.
+    """
 
     case: Case
     duplicate_of: Case | None = None
     decision: Decision | None = None
+    created: bool = True
+    reporter: Person | None = None  # None: no person to tell (an Open311 client)
+    accepted: bool = False
+
+    @property
+    def how(self) -> str:
+        """earlier | duplicate | chief | department | triage"""
+        if not self.created:
+            return "earlier"
+        if self.duplicate_of is not None:
+            return "duplicate"
+        assert self.decision is not None
+        return self.decision.target
 
 
 async def route_new_case(
@@ -59,15 +78,40 @@ async def route_new_case(
             session, case, original, now, data={"how": how, "classification": classification}
         )
         return Routed(case=case, duplicate_of=original)
+    decision = await route_case(
+        session,
+        district,
+        case,
+        now,
+        reasons=(*lane_info["reasons"], *found.reasons),
+        data={"lane": lane_info, "classification": classification},
+    )
+    return Routed(case=case, decision=decision)
+
+
+async def route_case(
+    session: AsyncSession,
+    district: District,
+    case: Case,
+    now: datetime,
+    *,
+    reasons: tuple[str, ...],
+    data: dict[str, Any] | None = None,
+) -> Decision:
+    """Send a case with its category and lane where they say (`decide`): the lane's chief, the
+    category's department, or triage; the reasons and `data` go on its timeline.
+
+    The one way a case is dispatched, for a new report and for a category chosen in triage.
+    """
     chief_id = await lane_chief(session, case.lane_id) if case.lane_id else None
     decision = decide(
         district,
         now=now,
-        category_id=found.category_id,
+        category_id=case.category_id,
         lane_id=case.lane_id,
         street_id=case.street_id,
         chief_id=chief_id,
-        reasons=(*lane_info["reasons"], *found.reasons),
+        reasons=reasons,
     )
     await cases.dispatch(
         session,
@@ -78,14 +122,9 @@ async def route_new_case(
         department_id=decision.department_id if decision.target == DEPARTMENT else None,
         response_due_at=decision.response_due_at,
         resolve_due_at=decision.resolve_due_at,
-        data={
-            "target": decision.target,
-            "lane": lane_info,
-            "classification": classification,
-            "reasons": list(decision.reasons),
-        },
+        data={"target": decision.target, **(data or {}), "reasons": list(decision.reasons)},
     )
-    return Routed(case=case, decision=decision)
+    return decision
 
 
 def _locate(case: Case, locator: Locator) -> dict[str, Any]:

@@ -13,15 +13,12 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
 from bot.context import AppContext
-from bot.domain import handling
-from bot.domain.access import CHIEF, VOLUNTEER, has_role
-from bot.domain.cases import MAX_DESCRIPTION, MAX_PHOTOS, CaseError, ReportDraft, create_case
+from bot.domain.cases import MAX_DESCRIPTION, MAX_PHOTOS, CaseError, ReportDraft
+from bot.domain.intake import submit_report
 from bot.domain.routing.locate import LaneMatch, NoLane, OutsideDistrict
-from bot.domain.routing.pipeline import route_new_case
 from bot.domain.text import is_blank, visible
 from bot.telegram.handlers.intake import photo_from_data, photo_to_data, receive_photo
 from bot.telegram.keyboards import ReportAction, edit_keyboard, location_keyboard, summary_keyboard
-from bot.telegram.notify import announce
 from bot.telegram.outgoing import Outbox, Recipient
 from bot.telegram.views import summary
 from storage.cases import case_by_idempotency_key
@@ -293,33 +290,18 @@ async def _confirm(
         address=data.get("address"),
         lane_id=data.get("lane_id"),
         street_id=data.get("street_id"),
-        # Lane chiefs and volunteers (小巷管家) on patrol report with the same flow.
-        source="patrol" if has_role(person, CHIEF) or has_role(person, VOLUNTEER) else "chat",
     )
     try:
-        case, created = await create_case(
-            out.session, draft, prefix=ctx.district.case_prefix, tz=ctx.settings.tz, now=out.now
-        )
+        routed = await submit_report(out.session, draft, reporter=person, now=out.now, desk=ctx)
     except CaseError as exc:
         await query.answer(me.t(f"error.{exc.code}", **exc.details), show_alert=True)
         return
     await query.answer()
     if query.message is not None:
         me.edit_markup(query.message.message_id)
+    case = routed.case
     me.say("report.created", ReplyKeyboardRemove(), number=case.number, case_id=case.id)
-    if created:
-        routed = await route_new_case(
-            out.session,
-            case,
-            district=ctx.district,
-            locator=ctx.locator,
-            classifier=ctx.classifier,
-            now=out.now,
-        )
-        if routed.decision is not None and routed.decision.chief_id == person.id:
-            # A chief's report on his own lane: he is on it already.
-            await handling.accept(out.session, case, person, out.now)
-        await announce(ctx, out, routed, person)
+    await ctx.announce(out.session, routed, out.now)
     out.after_commit(state.clear)
 
 
