@@ -46,6 +46,13 @@ TRANSFERABLE = frozenset({TRIAGE, DISPATCHED, ACCEPTED})
 REJECTABLE = frozenset({TRIAGE, DISPATCHED, ACCEPTED})
 
 
+def reopen_window(district: District, case: Case) -> timedelta:
+    """How long a reopened case has to be fixed again: its category's resolution time; one that
+    never had a category, as long as its resident had to rate it (`sla.RATING_WINDOW`)."""
+    category = district.categories.get(case.category_id or "")
+    return timedelta(hours=category.resolve_hours) if category else sla.RATING_WINDOW
+
+
 @dataclass(frozen=True)
 class Reassignment:
     """Where a transfer sends a case: another lane's chief, or back to triage."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
@@ -38,8 +36,7 @@ async def rated(
     if case.state != cases.RESOLVED:
         await query.answer(me.t("rate.already", number=case.number), show_alert=True)
         return
-    category = ctx.district.categories.get(case.category_id or "")
-    window = timedelta(hours=category.resolve_hours if category else 72)
+    window = handling.reopen_window(ctx.district, case)
     try:
         if callback_data.stars == 0:
             await handling.not_fixed(out.session, case, person.id, out.now, reopen_window=window)
