@@ -70,15 +70,16 @@ class Harness:
 
 
 def settings_for(database_url: str, media_dir: Path, api_url: str, **extra: Any) -> Settings:
-    return Settings(
-        bot_token=TOKEN,
-        telegram_api_url=api_url,
-        database_url=database_url,
-        district_dir=SAMPLE_DISTRICT_DIR,
-        media_dir=media_dir,
-        _env_file=None,
+    """The bot's settings for a test; `extra` adds or overrides (`district_dir=…`)."""
+    given: dict[str, Any] = {
+        "bot_token": TOKEN,
+        "telegram_api_url": api_url,
+        "database_url": database_url,
+        "district_dir": SAMPLE_DISTRICT_DIR,
+        "media_dir": media_dir,
         **extra,
-    )
+    }
+    return Settings(_env_file=None, **given)
 
 
 @asynccontextmanager

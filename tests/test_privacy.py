@@ -162,16 +162,16 @@ async def test_a_full_loop_shows_the_resident_to_nobody_who_handles_it(
         csv = await export_csv(
             session,
             h.district,
-            start=case.created_at.astimezone(h.ctx.settings.tz).date(),
-            end=case.created_at.astimezone(h.ctx.settings.tz).date(),
+            start=case.created_at.astimezone(h.ctx.district.tz).date(),
+            end=case.created_at.astimezone(h.ctx.district.tz).date(),
             street_id=None,
-            tz=h.ctx.settings.tz,
+            tz=h.ctx.district.tz,
         )
         digest = await build_digest(
             session,
             h.district,
             case.street_id,
-            day=h.clock.now().astimezone(h.ctx.settings.tz).date(),
+            day=h.clock.now().astimezone(h.ctx.district.tz).date(),
             now=h.clock.now(),
             lang="zh",
         )

@@ -95,6 +95,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _case_show(args: argparse.Namespace) -> int:
+    from bot.domain.localtime import district_timezone
     from bot.domain.reports import case_as_dict
     from storage.cases import case_by_number
     from storage.db import make_engine, make_sessionmaker
@@ -107,7 +108,8 @@ async def _case_show(args: argparse.Namespace) -> int:
             if case is None:
                 print(f"no case {args.number}", file=sys.stderr)
                 return 1
-            data = await case_as_dict(session, case, settings.tz)
+            # The district's zone from its file: a case can be shown whatever else is in it.
+            data = await case_as_dict(session, case, district_timezone(settings.district_dir))
     finally:
         await engine.dispose()
     if args.json:

@@ -110,10 +110,12 @@ async def _add(args: argparse.Namespace) -> int:
 
 
 async def _list(args: argparse.Namespace) -> int:
+    from bot.domain.localtime import district_timezone
     from bot.open311.keys import clients
     from storage.db import make_engine, make_sessionmaker
 
     settings = get_settings()
+    tz = district_timezone(settings.district_dir)
     engine = make_engine(settings.database_url)
     try:
         async with make_sessionmaker(engine)() as session:
@@ -123,9 +125,9 @@ async def _list(args: argparse.Namespace) -> int:
                     "name": c.name,
                     "can_write": c.can_write,
                     "exact_location": c.exact_location,
-                    "created_at": c.created_at.astimezone(settings.tz).isoformat(),
+                    "created_at": c.created_at.astimezone(tz).isoformat(),
                     "revoked_at": (
-                        c.revoked_at.astimezone(settings.tz).isoformat() if c.revoked_at else None
+                        c.revoked_at.astimezone(tz).isoformat() if c.revoked_at else None
                     ),
                 }
                 for c in await clients(session)

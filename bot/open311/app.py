@@ -68,7 +68,7 @@ def _ctx(request: web.Request) -> AppContext:
 async def discovery(request: web.Request) -> web.Response:
     ctx, lang = _ctx(request), language(request)
     base = str(request.url.with_query(None)).rsplit("/", 1)[0]
-    changed = w3c(_services_changed(ctx), ctx.settings.tz)
+    changed = w3c(_services_changed(ctx), ctx.district.tz)
     district = ctx.district.name(ctx.district, lang)
     body: dict[str, Value] = {
         "changeset": changed,
@@ -155,13 +155,13 @@ async def _grid(request: web.Request, ctx: AppContext) -> Grid | None:
 
 async def list_requests(request: web.Request) -> web.Response:
     ctx, lang = _ctx(request), language(request)
-    query = request_query(request.query, now=ctx.clock.now(), tz=ctx.settings.tz)
+    query = request_query(request.query, now=ctx.clock.now(), tz=ctx.district.tz)
     grid = await _grid(request, ctx)
     async with ctx.sessionmaker() as session:
         found = await find_requests(session, query)
         body: list[Value] = [
             service_request(
-                ctx.district, case, lang, ctx.settings.tz, grid, original=original or None
+                ctx.district, case, lang, ctx.district.tz, grid, original=original or None
             )
             for case, original in found
         ]
@@ -179,7 +179,7 @@ async def one_request(request: web.Request) -> web.Response:
         case, original = found[0]
         body: list[Value] = [
             service_request(
-                ctx.district, case, lang, ctx.settings.tz, grid, original=original or None
+                ctx.district, case, lang, ctx.district.tz, grid, original=original or None
             )
         ]
     return respond(request.match_info["fmt"], "service_requests", body)

@@ -112,7 +112,7 @@ def case_text(sub: Submission, lang: str) -> tuple[str, bool]:
 
 async def submit(ctx: AppContext, client: Open311Client, sub: Submission, lang: str) -> Submitted:
     now = ctx.clock.now()
-    token = token_for(client.id, sub, now.astimezone(ctx.settings.tz).date().isoformat())
+    token = token_for(client.id, sub, now.astimezone(ctx.district.tz).date().isoformat())
     text, shortened = case_text(sub, lang)
     draft = ReportDraft(
         reporter_id=None,
