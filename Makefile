@@ -26,6 +26,7 @@ run: $(STAMP) catalogs
 lint: $(STAMP)
 	$(BIN)/ruff check bot storage tgemu tests bench
 	$(BIN)/ruff format --check bot storage tgemu tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy bot storage tgemu
@@ -39,4 +40,4 @@ bench: $(STAMP) catalogs
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache .grimp_cache
