@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from bot.app import make_bot, set_commands
 from bot.domain.access import ADMIN, CHIEF, OFFICER, SUPERVISOR, VOLUNTEER
 from bot.domain.people import revoke
 from bot.telegram.menus import EVERYONE, commands_for
-from tests.harness import Harness, grant, running_bot
+from tests.harness import Harness, grant
 from tests.test_cli import env_for, run_cli
 
 CHIEF_ID = 5301
@@ -36,12 +35,6 @@ def names(menu: list[dict[str, str]]) -> list[str]:
 )
 def test_a_role_adds_the_commands_it_may_use(roles: set[str], extra: tuple[str, ...]) -> None:
     assert commands_for(roles) == EVERYONE + extra
-
-
-@pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        yield harness
 
 
 async def test_a_chief_gets_a_menu_of_their_own_and_loses_it_with_the_role(h: Harness) -> None:
