@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.access import CHIEF, DIGEST, EXPORT, MANAGE_PEOPLE, OFFICER, TABLE
+from bot.domain.access import CHIEF, OFFICER, TABLE, Permission
 from bot.domain.people import on_roles_changed
 from bot.i18n import t
 from storage.models import Person
@@ -25,11 +25,11 @@ from storage.outbox import enqueue
 EVERYONE = ("report", "my", "case", "lang", "cancel", "help", "forget", "whoami")
 # Each further command, and the roles that may use it (from bot/domain/access.py's table).
 _BY_ROLE: tuple[tuple[str, frozenset[str]], ...] = (
-    ("tasks", frozenset({CHIEF, OFFICER}) | set(TABLE[DIGEST])),
-    ("stats", frozenset(TABLE[DIGEST])),
-    ("digest", frozenset(TABLE[DIGEST])),
-    ("export", frozenset(TABLE[EXPORT])),
-    ("people", frozenset(TABLE[MANAGE_PEOPLE])),
+    ("tasks", frozenset({CHIEF, OFFICER}) | set(TABLE[Permission.DIGEST])),
+    ("stats", frozenset(TABLE[Permission.DIGEST])),
+    ("digest", frozenset(TABLE[Permission.DIGEST])),
+    ("export", frozenset(TABLE[Permission.EXPORT])),
+    ("people", frozenset(TABLE[Permission.MANAGE_PEOPLE])),
 )
 ALL_COMMANDS = EVERYONE + tuple(c for c, _ in _BY_ROLE)
 # Telegram's menu per language: zh is the default (no language_code), en for English apps.
