@@ -16,6 +16,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from storage.migrate import upgrade
+from tests.private_postgres import PrivatePostgres
+from tests.private_postgres import unavailable as pg_unavailable
+from tests.private_redis import PrivateRedis
 
 if TYPE_CHECKING:
     from tests.harness import Harness
@@ -29,12 +32,7 @@ _throwaways = contextlib.ExitStack()
 _counter = itertools.count()
 
 
-# The throwaway servers' modules are imported only to start one: they load the bot's modules
-# (tests.test_webhook's free_port), which this module leaves to the tests that run the bot.
 def _start_postgres() -> str:
-    from tests.private_postgres import PrivatePostgres
-    from tests.private_postgres import unavailable as pg_unavailable
-
     why = pg_unavailable()
     if why is not None:
         raise RuntimeError(why)
@@ -50,8 +48,6 @@ def _start_postgres() -> str:
 
 
 def _start_redis() -> str:
-    from tests.private_redis import PrivateRedis
-
     server = PrivateRedis()
     _throwaways.callback(server.close)
     server.wait_ready()

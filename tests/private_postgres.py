@@ -17,6 +17,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 import warnings
@@ -24,7 +25,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from tests.test_webhook import free_port
+
+def free_port() -> int:
+    """A port free now. Not tests.test_webhook's: that module loads the bot, and a bot that
+    does not import must fail its own tests, not the start of these servers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def packaged_pg_bin() -> Path | None:

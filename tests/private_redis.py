@@ -17,7 +17,7 @@ from pathlib import Path
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from tests.test_webhook import free_port
+from tests.private_postgres import free_port
 
 READY_WITHIN_S = 30
 
