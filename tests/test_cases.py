@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import cases
 from bot.domain.cases import CaseError, PhotoInput, ReportDraft, create_case
+from bot.domain.lifecycle import State
 from storage.db import make_engine, make_sessionmaker
-from storage.models import Case, CaseEvent
+from storage.models import Case, CaseEvent, Person
 from storage.people import get_or_create_person
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -100,14 +101,16 @@ async def test_only_the_reporter_withdraws_and_only_while_open(
     async with sessions() as session, session.begin():
         case = await session.scalar(select(Case).where(Case.number == number))
         assert case is not None
+        reporter, stranger = await session.get(Person, me), await session.get(Person, other)
+        assert reporter is not None and stranger is not None
         with pytest.raises(CaseError, match="not_reporter"):
-            await cases.withdraw(session, case, other, NOW)
-        await cases.withdraw(session, case, me, NOW)
-        assert case.state == cases.WITHDRAWN
+            await cases.withdraw(session, case, stranger, NOW)
+        await cases.withdraw(session, case, reporter, NOW)
+        assert case.state == State.WITHDRAWN
         with pytest.raises(CaseError, match="not_withdrawable"):
-            await cases.withdraw(session, case, me, NOW)
+            await cases.withdraw(session, case, reporter, NOW)
         with pytest.raises(CaseError, match="case_closed"):
-            cases.add_note(session, case, me, "more", NOW)
+            cases.add_note(session, case, reporter, "more", NOW)
     async with sessions() as session:
         actions = (await session.scalars(select(CaseEvent.action).order_by(CaseEvent.id))).all()
     assert actions == ["submitted", "withdrawn"]
@@ -118,10 +121,11 @@ async def test_notes_are_checked_and_recorded(sessions: async_sessionmaker[Async
     number, _ = await confirm(sessions, draft(me, "n"))
     async with sessions() as session, session.begin():
         case = await session.scalar(select(Case).where(Case.number == number))
-        assert case is not None
+        reporter = await session.get(Person, me)
+        assert case is not None and reporter is not None
         with pytest.raises(CaseError, match="empty_note"):
-            cases.add_note(session, case, me, "   ", NOW)
+            cases.add_note(session, case, reporter, "   ", NOW)
         with pytest.raises(CaseError, match="note_too_long"):
-            cases.add_note(session, case, me, "x" * 1001, NOW)
-        event = cases.add_note(session, case, me, " it got worse ", NOW)
+            cases.add_note(session, case, reporter, "x" * 1001, NOW)
+        event = cases.add_note(session, case, reporter, " it got worse ", NOW)
         assert event.note == "it got worse"

@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from bot.domain import cases
 from bot.domain.district import haversine_m
+from bot.domain.lifecycle import State
 from bot.i18n import LOCALES_DIR, plain
 from bot.open311 import make_app
 from bot.open311.keys import add_client, allow_exact_location, authenticate, revoke
@@ -866,7 +867,7 @@ def test_every_open311_text_is_in_both_catalogues() -> None:
         f"open311.error.{k}"
         for k in re.findall(r'(?:bad_request|forbidden|not_found)\(\s*"(\w+)"', source)
     }
-    keys |= {f"open311.status.{s}" for s in cases.OPEN_STATES | cases.FINAL_STATES}
+    keys |= {f"open311.status.{s}" for s in State}
     keys |= {"open311.attribute.blocks_traffic.description", "open311.value.yes"}
     keys.discard("open311.error.")
     for locale in ("zh_CN", "en"):

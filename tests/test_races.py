@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain import cases, handling
 from bot.domain.cases import CaseError, PhotoInput
 from bot.domain.handling import Reassignment
+from bot.domain.lifecycle import State
 from bot.jobs.scheduler import sweep
 from storage.models import Case, CaseEvent, Deadline, Person
 from storage.people import get_or_create_person
@@ -35,17 +36,17 @@ CHIEFS_CATEGORY, DEPARTMENTS_CATEGORY = "duiwuduiliao", "huanjingweisheng"  # �
 
 # The state each action of the timeline leaves the case in (transferred: see `_implied`).
 LEAVES = {
-    "submitted": cases.SUBMITTED,
-    "triaged": cases.TRIAGE,
-    "dispatched": cases.DISPATCHED,
-    "accepted": cases.ACCEPTED,
-    "whistled": cases.WHISTLED,
-    "reported_for_duty": cases.ACCEPTED,
-    "resolved": cases.RESOLVED,
-    "rejected": cases.REJECTED,
-    "reopened": cases.ACCEPTED,
-    "closed": cases.CLOSED,
-    "withdrawn": cases.WITHDRAWN,
+    "submitted": State.SUBMITTED,
+    "triaged": State.TRIAGE,
+    "dispatched": State.DISPATCHED,
+    "accepted": State.ACCEPTED,
+    "whistled": State.WHISTLED,
+    "reported_for_duty": State.ACCEPTED,
+    "resolved": State.RESOLVED,
+    "rejected": State.REJECTED,
+    "reopened": State.ACCEPTED,
+    "closed": State.CLOSED,
+    "withdrawn": State.WITHDRAWN,
 }
 
 
@@ -84,19 +85,19 @@ async def a_case(h: Harness, people: dict[str, Person], state: str, round_: int)
     """A case of the chief's lane in `state`, with the timeline that led there."""
     now = h.clock.now()
     steps = {
-        cases.TRIAGE: ["submitted", "triaged"],
-        cases.DISPATCHED: ["submitted", "dispatched"],
-        cases.ACCEPTED: ["submitted", "dispatched", "accepted"],
-        cases.RESOLVED: ["submitted", "dispatched", "accepted", "resolved"],
+        State.TRIAGE: ["submitted", "triaged"],
+        State.DISPATCHED: ["submitted", "dispatched"],
+        State.ACCEPTED: ["submitted", "dispatched", "accepted"],
+        State.RESOLVED: ["submitted", "dispatched", "accepted", "resolved"],
     }[state]
     async with h.session() as session, session.begin():
         case = Case(
             number=f"CY-20260101-{round_:04d}-{state[:3]}",
             state=state,
-            category_id=None if state == cases.TRIAGE else CHIEFS_CATEGORY,
+            category_id=None if state == State.TRIAGE else CHIEFS_CATEGORY,
             lane_id=LANE,
             street_id=STREET,
-            assignee_id=None if state == cases.TRIAGE else people["chief"].id,
+            assignee_id=None if state == State.TRIAGE else people["chief"].id,
             reporter_id=people["resident"].id,
             description=f"race {round_}",
             created_at=now,
@@ -106,7 +107,7 @@ async def a_case(h: Harness, people: dict[str, Person], state: str, round_: int)
         await session.flush()
         for action in steps:
             session.add(CaseEvent(case_id=case.id, action=action, created_at=now))
-        if state == cases.RESOLVED:
+        if state == State.RESOLVED:
             due = now - timedelta(minutes=1)
             session.add(Deadline(case_id=case.id, kind="rating_close", due_at=due))
         return case.id
@@ -166,7 +167,7 @@ def _implied(events: Sequence[CaseEvent]) -> str:
     """The state the timeline's last state-changing event leaves the case in."""
     for event in reversed(events):
         if event.action == "transferred":
-            return cases.TRIAGE if (event.data or {}).get("to_lane") is None else cases.DISPATCHED
+            return State.TRIAGE if (event.data or {}).get("to_lane") is None else State.DISPATCHED
         if event.action in LEAVES:
             return LEAVES[event.action]
     raise AssertionError("no state-changing event")
@@ -197,7 +198,7 @@ def accept(telegram_id: int) -> Move:
         actor = await person(session, telegram_id)
         return await handling.accept(session, case, actor, case.updated_at)
 
-    return Move(f"accept by {telegram_id}", act, ("accepted",), cases.ACCEPTED)
+    return Move(f"accept by {telegram_id}", act, ("accepted",), State.ACCEPTED)
 
 
 def reject(telegram_id: int) -> Move:
@@ -205,7 +206,7 @@ def reject(telegram_id: int) -> Move:
         actor = await person(session, telegram_id)
         return await handling.reject(session, case, actor, "不属于公共事务", case.updated_at)
 
-    return Move(f"reject by {telegram_id}", act, ("rejected",), cases.REJECTED)
+    return Move(f"reject by {telegram_id}", act, ("rejected",), State.REJECTED)
 
 
 def triage(telegram_id: int, category: str, h: Harness) -> Move:
@@ -225,7 +226,7 @@ def resolve(telegram_id: int) -> Move:
         actor = await person(session, telegram_id)
         return await handling.resolve(session, case, actor, "已清理", photo, case.updated_at)
 
-    return Move("resolve", act, ("resolved",), cases.RESOLVED)
+    return Move("resolve", act, ("resolved",), State.RESOLVED)
 
 
 def transfer_to_triage(telegram_id: int) -> Move:
@@ -234,20 +235,20 @@ def transfer_to_triage(telegram_id: int) -> Move:
         back = Reassignment(lane_id=None, street_id=case.street_id, chief_id=None)
         return await handling.transfer(session, case, actor, back, "不属于本胡同", case.updated_at)
 
-    return Move("transfer", act, ("transferred",), cases.TRIAGE)
+    return Move("transfer", act, ("transferred",), State.TRIAGE)
 
 
 def withdraw(telegram_id: int) -> Move:
     async def act(session: AsyncSession, case: Case) -> object:
         actor = await person(session, telegram_id)
-        return await cases.withdraw(session, case, actor.id, case.updated_at)
+        return await cases.withdraw(session, case, actor, case.updated_at)
 
-    return Move("withdraw", act, ("withdrawn",), cases.WITHDRAWN)
+    return Move("withdraw", act, ("withdrawn",), State.WITHDRAWN)
 
 
 async def test_accept_racing_reject(h: Harness) -> None:
     postgresql_only(h)
-    wins = await run_pair(h, cases.DISPATCHED, accept(CHIEF), reject(SUPERVISOR))
+    wins = await run_pair(h, State.DISPATCHED, accept(CHIEF), reject(SUPERVISOR))
     assert sum(wins.values()) == ROUNDS
 
 
@@ -255,7 +256,7 @@ async def test_two_supervisors_triaging_to_different_categories(h: Harness) -> N
     postgresql_only(h)
     to_chief = triage(SUPERVISOR, CHIEFS_CATEGORY, h)
     to_department = triage(SUPERVISOR_2, DEPARTMENTS_CATEGORY, h)
-    wins = await run_pair(h, cases.TRIAGE, to_chief, to_department)
+    wins = await run_pair(h, State.TRIAGE, to_chief, to_department)
     assert sum(wins.values()) == ROUNDS
     # The winner's choice is the one kept: one label, and the case went where it says.
     async with h.session() as session:
@@ -266,13 +267,13 @@ async def test_two_supervisors_triaging_to_different_categories(h: Harness) -> N
 
 async def test_resolve_racing_transfer(h: Harness) -> None:
     postgresql_only(h)
-    wins = await run_pair(h, cases.ACCEPTED, resolve(CHIEF), transfer_to_triage(SUPERVISOR))
+    wins = await run_pair(h, State.ACCEPTED, resolve(CHIEF), transfer_to_triage(SUPERVISOR))
     assert sum(wins.values()) == ROUNDS
 
 
 async def test_withdraw_racing_accept(h: Harness) -> None:
     postgresql_only(h)
-    wins = await run_pair(h, cases.DISPATCHED, withdraw(RESIDENT), accept(CHIEF))
+    wins = await run_pair(h, State.DISPATCHED, withdraw(RESIDENT), accept(CHIEF))
     assert sum(wins.values()) == ROUNDS
 
 
@@ -285,7 +286,7 @@ async def test_a_rating_racing_the_unrated_close_sweep(h: Harness) -> None:
     people = await cast(h)
     sqlite = h.ctx.settings.database_url.startswith("sqlite")
     for round_ in range(ROUNDS):
-        case_id = await a_case(h, people, cases.RESOLVED, round_)
+        case_id = await a_case(h, people, State.RESOLVED, round_)
         before = len(await h.events(case_id))
         between = round_ % 2 == 0 and not sqlite
         rated = await rating_races_sweep(h, case_id, people["resident"].id, between)
@@ -301,10 +302,10 @@ async def test_a_rating_racing_the_unrated_close_sweep(h: Harness) -> None:
             assert closes == [{"rated": False}]
         async with h.session() as session:
             case = await session.get(Case, case_id)
-            assert case is not None and case.state == cases.CLOSED
+            assert case is not None and case.state == State.CLOSED
             step = await session.scalar(select(Deadline).where(Deadline.case_id == case_id))
             assert step is not None and step.done_at is not None
-        assert _implied(await h.events(case_id)) == cases.CLOSED
+        assert _implied(await h.events(case_id)) == State.CLOSED
     assert await sweep(h.ctx) == 0  # nothing left over to fire later
 
 
@@ -320,12 +321,14 @@ async def rating_races_sweep(
         async with h.session() as session, session.begin():
             case = await session.get(Case, case_id)
             assert case is not None
+            resident = await session.get(Person, resident_id)
+            assert resident is not None
             rating_read.set()
             if between:
                 assert await sweep(h.ctx) == 1
             try:
                 await handling.rate(
-                    session, case, resident_id, 5, h.clock.now(), reopen_window=timedelta(hours=72)
+                    session, case, resident, 5, h.clock.now(), reopen_window=timedelta(hours=72)
                 )
             except CaseError as exc:
                 return exc.code
@@ -359,7 +362,7 @@ async def test_two_supervisors_press_different_categories_at_once(h: Harness) ->
     await resident.press("✅ Confirm")
     await resident.expect(contains="Your case number is")
     [case] = await h.cases()
-    assert case.state == cases.TRIAGE
+    assert case.state == State.TRIAGE
     cards = [await p.expect(contains=f"Case {case.number}") for p in (first, second)]
 
     await asyncio.gather(
@@ -381,4 +384,4 @@ async def test_two_supervisors_press_different_categories_at_once(h: Harness) ->
     actions = [e.action for e in await h.events(case.id)]
     assert actions == ["submitted", "triaged", "categorised", "dispatched"]
     expected = CHIEFS_CATEGORY if won is answers[0] else DEPARTMENTS_CATEGORY
-    assert case.category_id == expected and case.state == cases.DISPATCHED
+    assert case.category_id == expected and case.state == State.DISPATCHED

@@ -1,4 +1,7 @@
-"""The case lifecycle: one function per transition, each checking who may and writing one event.
+"""A case's own steps: its creation, the reporter's additions and withdrawal, and routing's
+dispatch, duplicate link and triage category. The handling loop is bot/domain/handling.py; the
+states, what may happen in each and who may do it are bot/domain/lifecycle.py, which every
+transition here checks first (`begin`, or `check` for the steps that need no lock).
 
 Plain domain code: it takes a database session and plain values, and knows nothing of Telegram.
 """
@@ -13,64 +16,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import sla
+from bot.domain.lifecycle import START, Action, Event, State, Transition, check, enter
+
+# Raised by every transition; defined with the table it enforces.
+from bot.domain.lifecycle import CaseError as CaseError
 from bot.domain.text import is_blank
 from storage.cases import case_by_idempotency_key, lock_case, next_case_serial
-from storage.models import Case, CaseEvent, CategoryLabel, Photo
-
-# States, as in ARCHITECTURE.md.
-SUBMITTED = "submitted"
-TRIAGE = "triage"
-DISPATCHED = "dispatched"
-ACCEPTED = "accepted"
-WHISTLED = "whistled"
-RESOLVED = "resolved"
-CLOSED = "closed"
-REJECTED = "rejected"
-DUPLICATE = "duplicate"
-WITHDRAWN = "withdrawn"
-
-OPEN_STATES = frozenset({SUBMITTED, TRIAGE, DISPATCHED, ACCEPTED, WHISTLED, RESOLVED})
-FINAL_STATES = frozenset({CLOSED, REJECTED, DUPLICATE, WITHDRAWN})
-WITHDRAWABLE = frozenset({SUBMITTED, TRIAGE, DISPATCHED, ACCEPTED, WHISTLED})
-
-# What can happen to a case: the actions of its timeline (CaseEvent.action).
-ACTIONS = (
-    "submitted",
-    "withdrawn",
-    "note",
-    "photo_added",
-    "dispatched",
-    "triaged",
-    "duplicate",
-    "plus_one",
-    "categorised",
-    "accepted",
-    "whistled",
-    "reported_for_duty",
-    "resolved",
-    "transferred",
-    "rejected",
-    "rated",
-    "commented",
-    "reopened",
-    "closed",
-    "reminded",
-    "escalated",
-)
+from storage.models import Case, CaseEvent, CategoryLabel, Person, Photo
 
 MAX_DESCRIPTION = 2000
 MAX_NOTE = 1000
 MAX_PHOTOS = 5
 NUMBER_PATTERN = re.compile(r"^[A-Z]{1,6}-\d{8}-\d{4,}$")
-
-
-class CaseError(Exception):
-    """A transition that is not allowed; `code` names why, for the message shown to the person."""
-
-    def __init__(self, code: str, **details: object) -> None:
-        super().__init__(code)
-        self.code = code
-        self.details = details
 
 
 def _standing(case: Case) -> tuple[str, str | None, int | None, str | None]:
@@ -90,6 +47,15 @@ async def hold(session: AsyncSession, case: Case) -> None:
     await lock_case(session, case)
     if _standing(case) != seen:
         raise CaseError("moved_on", number=case.number, state=case.state)
+
+
+async def begin(
+    session: AsyncSession, case: Case, actor: Person | None, action: Action
+) -> Transition:
+    """Hold the case (`hold`), then check that `actor` (None: the system) may do `action` to
+    it as it now stands (`bot.domain.lifecycle.check`): what every transition starts with."""
+    await hold(session, case)
+    return check(case, actor, action)
 
 
 @dataclass(frozen=True)
@@ -144,7 +110,7 @@ async def create_case(
     case = Case(
         number=case_number(prefix, day, serial),
         idempotency_key=draft.idempotency_key,
-        state=SUBMITTED,
+        state=START,
         source=draft.source,
         lane_id=draft.lane_id,
         street_id=draft.street_id,
@@ -167,57 +133,51 @@ async def create_case(
         session,
         case,
         draft.reporter_id,
-        "submitted",
+        Event.SUBMITTED,
         now,
         data={"photos": len(draft.photos), "source": draft.source},
     )
     return case, True
 
 
-async def withdraw(session: AsyncSession, case: Case, actor_id: int, now: datetime) -> CaseEvent:
-    await hold(session, case)
-    if case.reporter_id != actor_id:
-        raise CaseError("not_reporter")
-    if case.state not in WITHDRAWABLE:
-        raise CaseError("not_withdrawable", state=case.state)
-    case.state = WITHDRAWN
+async def withdraw(session: AsyncSession, case: Case, actor: Person, now: datetime) -> CaseEvent:
+    """The reporter takes the report back, until it is fixed."""
+    step = await begin(session, case, actor, Action.WITHDRAW)
+    enter(case, step, now)
     case.closed_at = now
-    case.updated_at = now
     await sla.cancel(session, case, sla.RESPOND + sla.RESOLVE, now)
-    return record(session, case, actor_id, "withdrawn", now)
+    return record(session, case, actor.id, step.event, now)
 
 
 def add_note(
-    session: AsyncSession, case: Case, actor_id: int, note: str, now: datetime
+    session: AsyncSession, case: Case, actor: Person, note: str, now: datetime
 ) -> CaseEvent:
-    _check_addable(case, actor_id)
+    """The reporter's words added to an open case (no lock: it changes nothing others act on)."""
+    step = check(case, actor, Action.ADD_NOTE)
     note = note.strip()
     if is_blank(note):
         raise CaseError("empty_note")
     if len(note) > MAX_NOTE:
         raise CaseError("note_too_long", limit=MAX_NOTE)
-    case.updated_at = now
-    return record(session, case, actor_id, "note", now, note=note)
+    enter(case, step, now)
+    return record(session, case, actor.id, step.event, now, note=note)
 
 
 async def add_photo(
-    session: AsyncSession, case: Case, actor_id: int, photo: PhotoInput, now: datetime
+    session: AsyncSession, case: Case, actor: Person, photo: PhotoInput, now: datetime
 ) -> CaseEvent:
-    _check_addable(case, actor_id)
+    step = check(case, actor, Action.ADD_PHOTO)
     if len(case.photos) >= MAX_PHOTOS * 2:
         raise CaseError("too_many_photos", limit=MAX_PHOTOS * 2)
     row = photo_row(case.id, photo, "before", now)
     case.photos.append(row)
     await session.flush()
-    case.updated_at = now
-    return record(session, case, actor_id, "photo_added", now, photo_id=row.id)
+    enter(case, step, now)
+    return record(session, case, actor.id, step.event, now, photo_id=row.id)
 
 
-def _check_addable(case: Case, actor_id: int) -> None:
-    if case.reporter_id != actor_id:
-        raise CaseError("not_reporter")
-    if case.state not in OPEN_STATES:
-        raise CaseError("case_closed", state=case.state)
+def _id(actor: Person | None) -> int | None:
+    return None if actor is None else actor.id
 
 
 def photo_row(case_id: int, item: PhotoInput, kind: str, now: datetime) -> Photo:
@@ -240,24 +200,26 @@ def record(
     session: AsyncSession,
     case: Case,
     actor_id: int | None,
-    action: str,
+    event: Event,
     now: datetime,
     *,
     note: str | None = None,
     photo_id: int | None = None,
     data: dict[str, object] | None = None,
 ) -> CaseEvent:
-    event = CaseEvent(
+    """Write `event` on the case's timeline (its `action` column) by `actor_id` (None: the
+    system, or nobody from the shell)."""
+    line = CaseEvent(
         case_id=case.id,
         actor_id=actor_id,
-        action=action,
+        action=event,
         note=note,
         photo_id=photo_id,
         data=data,
         created_at=now,
     )
-    session.add(event)
-    return event
+    session.add(line)
+    return line
 
 
 async def dispatch(
@@ -265,43 +227,49 @@ async def dispatch(
     case: Case,
     now: datetime,
     *,
-    state: str,
+    actor: Person | None,
+    state: State,
     assignee_id: int | None,
     department_id: str | None,
     response_due_at: datetime | None,
     resolve_due_at: datetime | None,
     data: dict[str, object],
 ) -> CaseEvent:
-    """Hand the case to its chief or department, or to triage; the reasons go on the timeline."""
-    await hold(session, case)
-    if case.state not in (SUBMITTED, TRIAGE):
-        raise CaseError("not_dispatchable", state=case.state)
-    case.state = state
+    """Hand the case to its chief or department (`state` dispatched), or to triage; the reasons
+    go on the timeline. By routing: `actor` None, the system."""
+    action = Action.SEND_TO_TRIAGE if state == State.TRIAGE else Action.DISPATCH
+    step = await begin(session, case, actor, action)
+    enter(case, step, now)
     case.assignee_id = assignee_id
     case.department_id = department_id
     case.response_due_at = response_due_at
     case.resolve_due_at = resolve_due_at
-    case.updated_at = now
     await sla.cancel(session, case, sla.RESPOND + sla.RESOLVE, now)
     sla.on_dispatched(session, case, now)
-    action = "triaged" if state == TRIAGE else "dispatched"
-    return record(session, case, None, action, now, data=data)
+    return record(session, case, _id(actor), step.event, now, data=data)
 
 
 def mark_duplicate(
-    session: AsyncSession, case: Case, original: Case, now: datetime, *, data: dict[str, object]
+    session: AsyncSession,
+    case: Case,
+    original: Case,
+    now: datetime,
+    *,
+    actor: Person | None,
+    data: dict[str, object],
 ) -> None:
-    """Link a repeat report to the open case it repeats; its reporter follows the original."""
-    case.state = DUPLICATE
+    """Link a repeat report to the open case it repeats; its reporter follows the original.
+    By routing (`actor` None, the system), on the new case it has not dispatched."""
+    step = check(case, actor, Action.MARK_DUPLICATE)
+    enter(case, step, now)
     case.duplicate_of_id = original.id
     case.closed_at = now
-    case.updated_at = now
-    record(session, case, None, "duplicate", now, note=original.number, data=data)
+    record(session, case, _id(actor), step.event, now, note=original.number, data=data)
     record(
         session,
         original,
         case.reporter_id,
-        "plus_one",
+        Event.PLUS_ONE,
         now,
         note=case.number,
         data={"duplicate": case.id},
@@ -310,12 +278,10 @@ def mark_duplicate(
 
 
 async def categorise(
-    session: AsyncSession, case: Case, actor_id: int, category_id: str, now: datetime
+    session: AsyncSession, case: Case, actor: Person, category_id: str, now: datetime
 ) -> CaseEvent:
     """A person sets the category of a case in triage; the choice is kept as a training label."""
-    await hold(session, case)
-    if case.state != TRIAGE:
-        raise CaseError("not_in_triage", state=case.state)
+    step = await begin(session, case, actor, Action.CATEGORISE)
     previous = case.category_id
     session.add(
         CategoryLabel(
@@ -324,13 +290,12 @@ async def categorise(
             category_id=category_id,
             previous_category_id=previous,
             source="triage" if previous is None else "correction",
-            labelled_by=actor_id,
+            labelled_by=actor.id,
             created_at=now,
         )
     )
     case.category_id = category_id
     case.category_confidence = 1.0
-    case.updated_at = now
-    return record(
-        session, case, actor_id, "categorised", now, data={"category": category_id, "was": previous}
-    )
+    enter(case, step, now)
+    data: dict[str, object] = {"category": category_id, "was": previous}
+    return record(session, case, actor.id, step.event, now, data=data)

@@ -1,8 +1,9 @@
 """The handling loop: triage, accept, whistle, report for duty, resolve, transfer, reject, rate,
-close.
+reopen, close.
 
-One function per transition. Each locks the case, checks its state and the actor's right to
-act (see `bot.domain.access.allowed`), changes the case and writes one event. No Telegram here.
+One function per transition of bot/domain/lifecycle.py. Each locks the case and checks the
+actor's permission and the case's state against the table (`bot.domain.cases.begin`), changes
+the case and writes the transition's event. No Telegram here.
 """
 
 from __future__ import annotations
@@ -12,25 +13,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import access, sla
-from bot.domain.access import Permission
-from bot.domain.cases import (
-    ACCEPTED,
-    CLOSED,
-    DISPATCHED,
-    MAX_NOTE,
-    REJECTED,
-    RESOLVED,
-    TRIAGE,
-    WHISTLED,
-    CaseError,
-    PhotoInput,
-    categorise,
-    hold,
-    photo_row,
-    record,
-)
+from bot.domain import sla
+from bot.domain.cases import MAX_NOTE, CaseError, PhotoInput, begin, categorise, photo_row, record
 from bot.domain.district import District
+from bot.domain.lifecycle import Action, check, enter
 from bot.domain.routing.dispatch import Decision
 from bot.domain.routing.pipeline import route_case
 from bot.domain.text import is_blank
@@ -38,12 +24,6 @@ from storage.models import Case, CaseEvent, Person
 
 LOW_RATING = 2  # a rating of 1–2 reopens the case
 SATISFIED = 4  # 4–5 counts as satisfied in the KPIs
-
-ACCEPTABLE = frozenset({DISPATCHED})
-WHISTLABLE = frozenset({DISPATCHED, ACCEPTED})
-RESOLVABLE = frozenset({ACCEPTED})
-TRANSFERABLE = frozenset({TRIAGE, DISPATCHED, ACCEPTED})
-REJECTABLE = frozenset({TRIAGE, DISPATCHED, ACCEPTED})
 
 
 def reopen_window(district: District, case: Case) -> timedelta:
@@ -60,18 +40,6 @@ class Reassignment:
     lane_id: str | None
     street_id: str | None
     chief_id: int | None
-
-
-async def _require(session: AsyncSession, case: Case, states: frozenset[str], action: str) -> None:
-    """The case, locked and as it now stands, is in one of `states` (`bot.domain.cases.hold`)."""
-    await hold(session, case)
-    if case.state not in states:
-        raise CaseError("wrong_state", state=case.state, action=action)
-
-
-def _require_handler(case: Case, actor: Person, action: Permission) -> None:
-    if not access.allowed(actor, action, case):
-        raise CaseError("not_assignee")
 
 
 def _note(note: str, *, required: bool) -> str | None:
@@ -93,39 +61,34 @@ async def triage(
 ) -> Decision:
     """A supervisor sorts a case the classifier was unsure of: its category, then where it goes
     (still triage when the lane has no chief to take it)."""
-    _require_handler(case, actor, Permission.TRIAGE)
-    await categorise(session, case, actor.id, category_id, now)
+    await categorise(session, case, actor, category_id, now)
     why = (f"category chosen in triage by person {actor.id}",)
     return await route_case(session, district, case, now, reasons=why)
 
 
 async def accept(session: AsyncSession, case: Case, actor: Person, now: datetime) -> CaseEvent:
     """The chief or department takes the case on (接单): the response is recorded."""
-    await _require(session, case, ACCEPTABLE, "accept")
-    _require_handler(case, actor, Permission.ACCEPT)
-    case.state = ACCEPTED
-    case.updated_at = now
+    step = await begin(session, case, actor, Action.ACCEPT)
+    enter(case, step, now)
     await sla.cancel(session, case, sla.RESPOND, now)
     within = case.response_due_at is None or now <= case.response_due_at
-    return record(session, case, actor.id, "accepted", now, data={"within_limit": within})
+    return record(session, case, actor.id, step.event, now, data={"within_limit": within})
 
 
 async def whistle(
     session: AsyncSession, case: Case, actor: Person, department_id: str, note: str, now: datetime
 ) -> CaseEvent:
     """The chief cannot fix it alone (吹哨): the department must report for duty."""
-    await _require(session, case, WHISTLABLE, "whistle")
-    _require_handler(case, actor, Permission.WHISTLE)
+    step = await begin(session, case, actor, Action.WHISTLE)
     if case.department_id == department_id:
         raise CaseError("already_with_department")
-    case.state = WHISTLED
+    enter(case, step, now)
     case.department_id = department_id
-    case.updated_at = now
     return record(
         session,
         case,
         actor.id,
-        "whistled",
+        step.event,
         now,
         note=_note(note, required=False),
         data={"department": department_id},
@@ -136,16 +99,14 @@ async def report_for_duty(
     session: AsyncSession, case: Case, actor: Person, now: datetime, *, whistled_at: datetime
 ) -> CaseEvent:
     """The department answers the whistle (报到) and takes the case on with the chief."""
-    await _require(session, case, frozenset({WHISTLED}), "report_for_duty")
-    _require_handler(case, actor, Permission.REPORT_FOR_DUTY)
-    case.state = ACCEPTED
-    case.updated_at = now
+    step = await begin(session, case, actor, Action.REPORT_FOR_DUTY)
+    enter(case, step, now)
     seconds = int((now - whistled_at).total_seconds())
     return record(
         session,
         case,
         actor.id,
-        "reported_for_duty",
+        step.event,
         now,
         data={"department": case.department_id, "response_s": seconds},
     )
@@ -160,8 +121,7 @@ async def resolve(
     now: datetime,
 ) -> CaseEvent:
     """It is fixed (办结): an after-photo and a short note for the resident."""
-    await _require(session, case, RESOLVABLE, "resolve")
-    _require_handler(case, actor, Permission.RESOLVE)
+    step = await begin(session, case, actor, Action.RESOLVE)
     text = _note(note, required=True)
     photo_id = None
     if photo is not None:
@@ -169,8 +129,7 @@ async def resolve(
         case.photos.append(row)
         await session.flush()
         photo_id = row.id
-    case.state = RESOLVED
-    case.updated_at = now
+    enter(case, step, now)
     await sla.cancel(session, case, sla.RESPOND + sla.RESOLVE, now)
     sla.on_resolved(session, case, now)
     within = case.resolve_due_at is None or now <= case.resolve_due_at
@@ -178,7 +137,7 @@ async def resolve(
         session,
         case,
         actor.id,
-        "resolved",
+        step.event,
         now,
         note=text,
         photo_id=photo_id,
@@ -195,8 +154,8 @@ async def transfer(
     now: datetime,
 ) -> CaseEvent:
     """Send the case to another lane's chief, or back to the street office's triage (转派)."""
-    await _require(session, case, TRANSFERABLE, "transfer")
-    _require_handler(case, actor, Permission.TRANSFER)
+    action = Action.TRANSFER if to.chief_id is not None else Action.TRANSFER_TO_TRIAGE
+    step = await begin(session, case, actor, action)
     text = _note(reason, required=True)
     if to.lane_id is not None and to.lane_id == case.lane_id and to.chief_id == case.assignee_id:
         raise CaseError("same_lane")
@@ -205,96 +164,91 @@ async def transfer(
     case.street_id = to.street_id or case.street_id
     case.assignee_id = to.chief_id
     case.department_id = None
-    case.state = DISPATCHED if to.chief_id is not None else TRIAGE
-    case.updated_at = now
-    return record(session, case, actor.id, "transferred", now, note=text, data=data)
+    enter(case, step, now)
+    return record(session, case, actor.id, step.event, now, note=text, data=data)
 
 
 async def reject(
     session: AsyncSession, case: Case, actor: Person, reason: str, now: datetime
 ) -> CaseEvent:
     """Not a public matter, or not real (退回): a reason is required and the resident sees it."""
-    await _require(session, case, REJECTABLE, "reject")
-    _require_handler(case, actor, Permission.REJECT)
+    step = await begin(session, case, actor, Action.REJECT)
     text = _note(reason, required=True)
-    case.state = REJECTED
+    enter(case, step, now)
     case.closed_at = now
-    case.updated_at = now
     await sla.cancel(session, case, sla.RESPOND + sla.RESOLVE, now)
-    return record(session, case, actor.id, "rejected", now, note=text)
+    return record(session, case, actor.id, step.event, now, note=text)
 
 
 async def rate(
     session: AsyncSession,
     case: Case,
-    reporter_id: int,
+    actor: Person,
     stars: int,
     now: datetime,
     *,
     reopen_window: timedelta,
 ) -> CaseEvent:
-    """The resident rates the result: 3–5 closes the case, 1–2 reopens it with priority."""
-    await _require(session, case, frozenset({RESOLVED}), "rate")
-    if case.reporter_id != reporter_id:
-        raise CaseError("not_reporter")
+    """The reporter rates the result: 3–5 closes the case, 1–2 reopens it with priority."""
+    step = await begin(session, case, actor, Action.RATE)
     if not 1 <= stars <= 5:
         raise CaseError("bad_rating")
     case.rating = stars
-    case.updated_at = now
+    enter(case, step, now)
     await sla.cancel(session, case, sla.RATING, now)
-    event = record(session, case, reporter_id, "rated", now, data={"stars": stars})
+    event = record(session, case, actor.id, step.event, now, data={"stars": stars})
     if stars <= LOW_RATING:
-        await _reopen(session, case, reporter_id, now, why="low rating", window=reopen_window)
+        await _reopen(session, case, actor, now, why="low rating", window=reopen_window)
     else:
-        case.state = CLOSED
-        case.closed_at = now
-        record(session, case, None, "closed", now, data={"rated": True})
+        _close(session, case, now, rated=True)
     return event
 
 
 async def not_fixed(
-    session: AsyncSession, case: Case, reporter_id: int, now: datetime, *, reopen_window: timedelta
+    session: AsyncSession, case: Case, actor: Person, now: datetime, *, reopen_window: timedelta
 ) -> CaseEvent:
-    """The resident says it is not fixed: reopened to the same assignee, with priority."""
-    await _require(session, case, frozenset({RESOLVED}), "not_fixed")
-    if case.reporter_id != reporter_id:
-        raise CaseError("not_reporter")
+    """The reporter says it is not fixed: reopened to the same assignee, with priority."""
+    await begin(session, case, actor, Action.REOPEN)
     await sla.cancel(session, case, sla.RATING, now)
-    return await _reopen(session, case, reporter_id, now, why="not fixed", window=reopen_window)
+    return await _reopen(session, case, actor, now, why="not fixed", window=reopen_window)
 
 
 async def _reopen(
     session: AsyncSession,
     case: Case,
-    actor_id: int | None,
+    actor: Person,
     now: datetime,
     *,
     why: str,
     window: timedelta,
 ) -> CaseEvent:
+    step = check(case, actor, Action.REOPEN)
     sla.on_reopened(session, case, now, window)
-    case.state = ACCEPTED
+    enter(case, step, now)
     case.priority += 1
     case.rating = None
     case.closed_at = None
-    case.updated_at = now
-    return record(session, case, actor_id, "reopened", now, note=why)
+    return record(session, case, actor.id, step.event, now, note=why)
 
 
 async def add_comment(
-    session: AsyncSession, case: Case, reporter_id: int, comment: str, now: datetime
+    session: AsyncSession, case: Case, actor: Person, comment: str, now: datetime
 ) -> CaseEvent:
-    """The resident's optional words with a rating."""
-    if case.reporter_id != reporter_id:
-        raise CaseError("not_reporter")
+    """The reporter's optional words with a rating."""
+    step = check(case, actor, Action.COMMENT)
     text = _note(comment, required=True)
-    return record(session, case, reporter_id, "commented", now, note=text)
+    return record(session, case, actor.id, step.event, now, note=text)
 
 
 async def close_unrated(session: AsyncSession, case: Case, now: datetime) -> CaseEvent:
-    """No rating within the window: closed, and counted apart from rated cases."""
-    await _require(session, case, frozenset({RESOLVED}), "close_unrated")
-    case.state = CLOSED
+    """No rating within the window: the system closes it, counted apart from rated cases."""
+    await begin(session, case, None, Action.CLOSE)
+    return _close(session, case, now, rated=False)
+
+
+def _close(session: AsyncSession, case: Case, now: datetime, *, rated: bool) -> CaseEvent:
+    """The system closes a fixed case: once rated well, or when its rating window has passed."""
+    step = check(case, None, Action.CLOSE)
+    enter(case, step, now)
     case.closed_at = now
-    case.updated_at = now
-    return record(session, case, None, "closed", now, data={"rated": False})
+    return record(session, case, None, step.event, now, data={"rated": rated})

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.domain.district import District
+from bot.domain.lifecycle import FINAL, TRANSITIONS, Event
 from bot.figures.kpi import Period
 from bot.i18n import t
 from storage.models import Case, CaseEvent
@@ -32,9 +33,9 @@ BOM = "\ufeff".encode()
 CHUNK = 1000
 # The stages whose first time is exported, and those whose last time is (a fix that stands,
 # the latest rating, the end).
-FIRST = ("dispatched", "accepted", "whistled", "reported_for_duty")
-LAST = ("resolved", "rated")
-ENDS = ("closed", "rejected", "withdrawn", "duplicate")
+FIRST = (Event.DISPATCHED, Event.ACCEPTED, Event.WHISTLED, Event.REPORTED_FOR_DUTY)
+LAST = (Event.RESOLVED, Event.RATED)
+ENDS = tuple(dict.fromkeys(t.event for t in TRANSITIONS.values() if t.to_state in FINAL))
 
 COLUMNS = (
     Case.id,
@@ -85,11 +86,11 @@ class _Stages:
             self.times.setdefault(action, at)
         elif action in LAST:
             self.times[action] = at
-            if action == "rated" and data:
+            if action == Event.RATED and data:
                 self.stars = data.get("stars")
         elif action in ENDS:
             self.times["end"] = at
-        elif action == "reopened":
+        elif action == Event.REOPENED:
             self.reopened += 1
 
 
@@ -163,7 +164,7 @@ async def _stages(session: AsyncSession, case_ids: list[int]) -> dict[int, _Stag
         select(CaseEvent.case_id, CaseEvent.action, CaseEvent.created_at, CaseEvent.data)
         .where(
             CaseEvent.case_id.in_(case_ids),
-            CaseEvent.action.in_((*FIRST, *LAST, *ENDS, "reopened")),
+            CaseEvent.action.in_((*FIRST, *LAST, *ENDS, Event.REOPENED)),
         )
         .order_by(CaseEvent.case_id, CaseEvent.id)
     )
@@ -203,9 +204,9 @@ def _row(case: Any, s: _Stages, n: _Names, tz: ZoneInfo) -> list[str]:
         local(case.response_due_at),
         local(case.resolve_due_at),
         *(local(s.times.get(stage)) for stage in FIRST),
-        local(s.times.get("resolved")),
+        local(s.times.get(Event.RESOLVED)),
         "" if s.stars is None else str(s.stars),
-        local(s.times.get("rated")),
+        local(s.times.get(Event.RATED)),
         local(s.times.get("end")),
         str(s.reopened),
         case.duplicate_of or "",

@@ -18,10 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.district import LocalProjection
+from bot.domain.lifecycle import State
 from storage.models import Case
 
 # Reports that are not a problem on the street: taken back, or judged not real.
-NOT_COUNTED = ("withdrawn", "rejected")
+NOT_COUNTED = (State.WITHDRAWN, State.REJECTED)
 
 
 @dataclass(frozen=True)

@@ -35,16 +35,19 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from bot.domain import lifecycle
+from bot.domain.lifecycle import Event
 from storage.models import Case, CaseEvent
 
-# What answers a case: the handler takes it on, calls a department, or turns it down.
-RESPONSES = ("accepted", "whistled", "rejected")
+# The lifecycle's sets (bot/domain/lifecycle.py). What answers a case: an assignee takes it on,
+# calls a department, or turns it down.
+RESPONSES = lifecycle.RESPONSES
 # Ends after which a case is owed no answer (taken back, or joined to another case) …
-DROPPED = ("withdrawn", "duplicate")
+DROPPED = lifecycle.DROPPED
 # … and after which it is owed no fix (those, or judged not to be a real problem).
-ENDED_UNFIXED = ("withdrawn", "duplicate", "rejected")
-UNANSWERED_STATES = ("submitted", "triage", "dispatched")
-UNFIXED_STATES = ("submitted", "triage", "dispatched", "accepted", "whistled")
+ENDED_UNFIXED = lifecycle.ENDED_UNFIXED
+UNANSWERED_STATES = lifecycle.AWAITING_RESPONSE
+UNFIXED_STATES = lifecycle.UNFIXED
 SATISFIED = 4  # stars; bot.domain.handling.SATISFIED
 
 # The events table in Core: aliases of it are cheap to build, unlike ORM aliases.
@@ -136,7 +139,7 @@ def response_on_time(ev: FromClause) -> ColumnElement[bool]:
     return or_(
         and_(ev.c.action == "accepted", flag(ev, "within_limit")),
         and_(
-            ev.c.action != "accepted",
+            ev.c.action != Event.ACCEPTED,
             or_(Case.response_due_at.is_(None), ev.c.created_at <= Case.response_due_at),
         ),
     )
@@ -149,7 +152,7 @@ def standing(ev: FromClause, now: datetime) -> ColumnElement[bool]:
         select(func.max(later.c.id))
         .where(
             later.c.case_id == ev.c.case_id,
-            later.c.action == "reopened",
+            later.c.action == Event.REOPENED,
             later.c.created_at <= now,
         )
         .scalar_subquery()
@@ -172,7 +175,7 @@ def _resolved_on_time(now: datetime) -> ColumnElement[bool]:
     r = EVENTS.alias()
     return exists().where(
         r.c.case_id == Case.id,
-        r.c.action == "resolved",
+        r.c.action == Event.RESOLVED,
         r.c.created_at <= now,
         flag(r, "within_limit"),
         standing(r, now),
@@ -220,9 +223,9 @@ def _key(by: By | None, when: Column) -> Column | None:
 async def received(session: AsyncSession, where: Where, w: Window, by: By | None) -> Tally:
     """(new cases,): `submitted` in the window, not joined to another case."""
     stmt = _events(func.count()).where(
-        E.c.action == "submitted",
+        E.c.action == Event.SUBMITTED,
         w.holds(E.c.created_at),
-        ~has_event(("duplicate",), until=w.now),
+        ~has_event((Event.DUPLICATE,), until=w.now),
         *where,
     )
     return await _tally(session, stmt, _key(by, E.c.created_at))
@@ -232,18 +235,26 @@ async def event_counts(session: AsyncSession, where: Where, w: Window, by: By | 
     """(repeats, rated, satisfied, unrated closed, reopened, rejected, withdrawn, resolved)."""
     stars = E.c.data["stars"].as_integer()
     stmt = _events(
-        count_if(E.c.action == "duplicate"),
-        count_if(E.c.action == "rated"),
-        count_if(and_(E.c.action == "rated", stars >= SATISFIED)),
+        count_if(E.c.action == Event.DUPLICATE),
+        count_if(E.c.action == Event.RATED),
+        count_if(and_(E.c.action == Event.RATED, stars >= SATISFIED)),
         count_if(and_(E.c.action == "closed", ~flag(E, "rated"))),
-        count_if(E.c.action == "reopened"),
-        count_if(E.c.action == "rejected"),
-        count_if(E.c.action == "withdrawn"),
+        count_if(E.c.action == Event.REOPENED),
+        count_if(E.c.action == Event.REJECTED),
+        count_if(E.c.action == Event.WITHDRAWN),
         # Cases, not events: one fixed twice (after a reopen) the same day counts once.
-        func.count(distinct(case((E.c.action == "resolved", E.c.case_id)))),
+        func.count(distinct(case((E.c.action == Event.RESOLVED, E.c.case_id)))),
     ).where(
         E.c.action.in_(
-            ("duplicate", "rated", "closed", "reopened", "rejected", "withdrawn", "resolved")
+            (
+                Event.DUPLICATE,
+                Event.RATED,
+                Event.CLOSED,
+                Event.REOPENED,
+                Event.REJECTED,
+                Event.WITHDRAWN,
+                Event.RESOLVED,
+            )
         ),
         w.holds(E.c.created_at),
         *where,
@@ -255,12 +266,12 @@ async def dispatched(session: AsyncSession, where: Where, w: Window) -> tuple[in
     """(cases first dispatched in the window, of which after triage)."""
     triaged = EVENTS.alias()
     via_triage = exists().where(
-        triaged.c.case_id == E.c.case_id, triaged.c.action == "triaged", triaged.c.id < E.c.id
+        triaged.c.case_id == E.c.case_id, triaged.c.action == Event.TRIAGED, triaged.c.id < E.c.id
     )
     stmt = _events(func.count(), count_if(via_triage)).where(
-        E.c.action == "dispatched",
+        E.c.action == Event.DISPATCHED,
         w.holds(E.c.created_at),
-        first_of(E, ("dispatched",)),
+        first_of(E, (Event.DISPATCHED,)),
         *where,
     )
     row = (await session.execute(stmt)).one()
@@ -274,13 +285,16 @@ async def accepted(session: AsyncSession, where: Where, w: Window) -> tuple[int,
         select(func.min(epoch(handed.c.created_at)))
         .where(
             handed.c.case_id == E.c.case_id,
-            handed.c.action.in_(("dispatched", "transferred")),
+            handed.c.action.in_((Event.DISPATCHED, Event.TRANSFERRED)),
             handed.c.id < E.c.id,
         )
         .scalar_subquery()
     )
     base = _events(func.count()).where(
-        E.c.action == "accepted", w.holds(E.c.created_at), first_of(E, ("accepted",)), *where
+        E.c.action == Event.ACCEPTED,
+        w.holds(E.c.created_at),
+        first_of(E, (Event.ACCEPTED,)),
+        *where,
     )
     count = int(await session.scalar(base) or 0)
     if count == 0:
@@ -291,7 +305,7 @@ async def accepted(session: AsyncSession, where: Where, w: Window) -> tuple[int,
 async def median_resolve(session: AsyncSession, where: Where, w: Window) -> float | None:
     """Median seconds from report to standing resolution, over resolutions in the window."""
     stmt = _events(epoch(E.c.created_at) - epoch(Case.created_at)).where(
-        E.c.action == "resolved", w.holds(E.c.created_at), standing(E, w.now), *where
+        E.c.action == Event.RESOLVED, w.holds(E.c.created_at), standing(E, w.now), *where
     )
     return await _median(session, stmt)
 
@@ -324,7 +338,7 @@ async def response(session: AsyncSession, where: Where, w: Window, by: By | None
 async def resolution(session: AsyncSession, where: Where, w: Window, by: By | None) -> Tally:
     """(in time, judged): standing fixes in time in the window + deadlines missed in it."""
     on_time = _events(func.count()).where(
-        E.c.action == "resolved",
+        E.c.action == Event.RESOLVED,
         w.holds(E.c.created_at),
         flag(E, "within_limit"),
         standing(E, w.now),

@@ -31,7 +31,7 @@ from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
-from bot.domain.cases import FINAL_STATES
+from bot.domain.lifecycle import FINAL
 from bot.figures.export import EXPORT_DIR
 from bot.telegram.digest import CHART_DIR
 from storage.models import Base, Case, FsmState, OutboxMessage, Photo, ProcessedUpdate
@@ -249,7 +249,7 @@ async def prune_sent_messages(sessions: Sessions, now: datetime, keep: timedelta
             select(OutboxMessage.params).where(OutboxMessage.status == PENDING)
         )
         edited = {p["message_ref"] for p in params if isinstance(p.get("message_ref"), str)}
-    unfinished = select(Case.id).where(Case.state.not_in(FINAL_STATES))
+    unfinished = select(Case.id).where(Case.state.not_in(FINAL))
     ref = OutboxMessage.ref
     where = [
         OutboxMessage.status != PENDING,

@@ -15,11 +15,12 @@ from sqlalchemy import update
 
 from bot.context import AppContext
 from bot.domain import cases, handling, sla
+from bot.domain.lifecycle import ACTIONABLE, NOT_TAKEN_ON, Action, Event, Side, startable
 from bot.figures.names import local_time
 from bot.jobs.digests import Digests
 from bot.jobs.housekeeping import housekeep
 from bot.telegram.keyboards import rating_keyboard
-from bot.telegram.notify import handlers, refresh_cards, send_card, supervisors
+from bot.telegram.notify import assignees, refresh_cards, send_card, supervisors
 from bot.telegram.outgoing import Outbox
 from storage.db import connection_lost
 from storage.models import Case, Deadline, Person
@@ -29,8 +30,10 @@ log = logging.getLogger(__name__)
 SWEEP_SECONDS = 15
 DIGEST_CHECK_SECONDS = 60
 RETRY_FAILED_STEP = timedelta(minutes=5)
-WAITING_RESPONSE = frozenset({cases.TRIAGE, cases.DISPATCHED, cases.WHISTLED})
-WAITING_RESOLUTION = frozenset({cases.TRIAGE, cases.DISPATCHED, cases.ACCEPTED, cases.WHISTLED})
+# The states in which each window's steps still fire: the response's until the case is taken
+# on, the resolution's while someone has something to do on it (bot/domain/lifecycle.py).
+WAITING_RESPONSE = NOT_TAKEN_ON
+WAITING_RESOLUTION = ACTIONABLE
 
 
 async def sweep(ctx: AppContext, *, limit: int = 100) -> int:
@@ -85,13 +88,13 @@ async def _fire(
         await _deadline_step(ctx, out, case, "respond", mark, case.response_due_at, now)
     elif group == "resolve" and case.state in WAITING_RESOLUTION:
         await _deadline_step(ctx, out, case, "resolve", mark, case.resolve_due_at, now)
-    elif kind == "rating_remind" and case.state == cases.RESOLVED:
+    elif kind == "rating_remind" and startable(case, Action.RATE):
         reporter = await out.session.get(Person, case.reporter_id) if case.reporter_id else None
         if reporter is not None and not reporter.unreachable:
             to = out.to(reporter)
             to.say("rate.reminder", rating_keyboard(to.language, case.id), number=case.number)
-        cases.record(out.session, case, None, "reminded", now, data={"kind": kind})
-    elif kind == "rating_close" and case.state == cases.RESOLVED:
+        cases.record(out.session, case, None, Event.REMINDED, now, data={"kind": kind})
+    elif kind == "rating_close" and startable(case, Action.CLOSE):
         await handling.close_unrated(out.session, case, now)
         await refresh_cards(ctx, out, case)
         reporter = await out.session.get(Person, case.reporter_id) if case.reporter_id else None
@@ -108,20 +111,21 @@ async def _deadline_step(
     due: datetime | None,
     now: datetime,
 ) -> None:
-    """A reminder to the handlers at 50% and 90%; past the limit, escalation to supervisors."""
+    """A reminder to the assignees at 50% and 90%; past the limit, escalation to supervisors."""
     due_text = local_time(due, ctx.district.tz) if due else "—"
     if mark != "overdue":
-        for to, _side in await handlers(out, ctx, case):
+        for to, _side in await assignees(out, ctx, case):
             to.say(f"sla.{window}_{mark}", number=case.number, due=due_text)
-        cases.record(out.session, case, None, "reminded", now, data={"kind": f"{window}_{mark}"})
+        kind = f"{window}_{mark}"
+        cases.record(out.session, case, None, Event.REMINDED, now, data={"kind": kind})
         return
     case.priority = max(case.priority, 1)
-    for to, _side in await handlers(out, ctx, case):
+    for to, _side in await assignees(out, ctx, case):
         to.say(f"sla.{window}_overdue", number=case.number, due=due_text)
     for to in await supervisors(out, ctx, case):
         to.say(f"sla.escalated_{window}", number=case.number, due=due_text)
-        send_card(ctx, to, "supervisor", case)
-    cases.record(out.session, case, None, "escalated", now, data={"window": window})
+        send_card(ctx, to, Side.SUPERVISOR, case)
+    cases.record(out.session, case, None, Event.ESCALATED, now, data={"window": window})
 
 
 async def digests(ctx: AppContext) -> int:

@@ -7,10 +7,12 @@ district data, and `address_id` the lane's id. `lat`/`long` are where the reside
 their photo's GPS, often taken from a window at home): published on a grid of the district's
 `open311_location_precision_m` (100 m), exact only to a client allowed it.
 
-Status: the spec knows only `open` and `closed`. A case is open while it waits for someone to
-act (submitted, triage, dispatched, accepted, whistled) and closed once it is fixed (resolved,
-even while the fix awaits confirmation: a reopen makes it open again) or ended (closed,
-rejected, withdrawn, a duplicate). `status_notes` says the finer state in words.
+Status: the spec knows only `open` and `closed` ("closed: it has been resolved"). A case is
+open while it is not fixed yet (`lifecycle.UNFIXED`: submitted, triage, dispatched, accepted,
+whistled) and closed once it is fixed (resolved, even while the fix awaits confirmation: a
+reopen makes it open again) or ended (closed, rejected, withdrawn, a duplicate): not the bot's
+own "open" (`lifecycle.OPEN`), under which a resolved case still takes the reporter's notes.
+`status_notes` says the finer state in words.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import math
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from bot.domain import cases
 from bot.domain.district import EARTH_RADIUS_M, District
+from bot.domain.lifecycle import UNFIXED, State
 from bot.figures.names import local_time
 from bot.i18n import plain
 from bot.open311.params import w3c
@@ -29,9 +31,7 @@ from storage.models import Case
 
 OPEN = "open"
 CLOSED = "closed"
-OPEN_STATES = frozenset(
-    {cases.SUBMITTED, cases.TRIAGE, cases.DISPATCHED, cases.ACCEPTED, cases.WHISTLED}
-)
+OPEN_STATES = UNFIXED
 _METRES_PER_DEGREE = EARTH_RADIUS_M * math.pi / 180.0
 
 
@@ -61,7 +61,7 @@ def status(case: Case) -> str:
 
 
 def status_notes(case: Case, lang: str, original: str | None = None) -> str:
-    if case.state == cases.DUPLICATE and original:
+    if case.state == State.DUPLICATE and original:
         return plain(lang, "open311.status.duplicate_of", original=original)
     return plain(lang, f"open311.status.{case.state}")
 
@@ -69,7 +69,7 @@ def status_notes(case: Case, lang: str, original: str | None = None) -> str:
 def agency(district: District, case: Case, lang: str) -> str:
     """Who has the case: a department, a lane's chief (the role, never a person), an office."""
     office = district.street_offices.get(case.street_id or "")
-    if case.state != cases.TRIAGE:
+    if case.state != State.TRIAGE:
         department = district.departments.get(case.department_id or "")
         if department is not None:
             return district.name(department, lang)

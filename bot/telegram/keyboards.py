@@ -14,6 +14,7 @@ from aiogram.types import (
 from pydantic import Field
 
 from bot.domain.district import District
+from bot.domain.lifecycle import CARD_ACTIONS, Action, Side, State, offers
 from bot.i18n import t
 
 # A database id as a button carries it: a forged payload outside this range (a huge number
@@ -164,17 +165,18 @@ class RateAction(CallbackData, prefix="rate"):
     stars: Annotated[int, Field(ge=0, le=5)]
 
 
-# Which buttons a card shows, by the side of the reader and the case's state.
+# The button of each card action, as cards carry it ("duty" for report_for_duty), and back.
+CARD_BUTTON: dict[Action, str] = {
+    a: "duty" if a == Action.REPORT_FOR_DUTY else a.value for a in CARD_ACTIONS
+}
+CARD_PRESS: dict[str, Action] = {button: action for action, button in CARD_BUTTON.items()}
+# Which buttons a card shows, by the side of the reader and the case's state: what the
+# lifecycle offers that side in that state (`bot.domain.lifecycle.offers`).
 CARD_BUTTONS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("chief", "dispatched"): ("accept", "whistle", "transfer", "reject"),
-    ("chief", "accepted"): ("resolve", "whistle", "transfer", "reject"),
-    ("department", "dispatched"): ("accept", "transfer", "reject"),
-    ("department", "whistled"): ("duty",),
-    ("department", "accepted"): ("resolve",),
-    ("supervisor", "triage"): ("transfer", "reject"),
-    ("supervisor", "dispatched"): ("accept", "whistle", "transfer", "reject"),
-    ("supervisor", "accepted"): ("resolve", "whistle", "transfer", "reject"),
-    ("supervisor", "whistled"): ("duty",),
+    (side, state): tuple(CARD_BUTTON[a] for a in offers(side, state))
+    for side in Side
+    for state in State
+    if offers(side, state)
 }
 
 

@@ -1,7 +1,8 @@
-"""Who hears of a case, and what they are told: cards to handlers, progress to residents.
+"""Who hears of a case, and what they are told: cards to its assignees, progress to residents.
 
 Every message goes to the outbox in the caller's transaction. A card is sent under the ref
-`card:<case id>:<side>` so that it can later be edited in place in every chat that holds it.
+`card:<case id>:<side>` so that it can later be edited in place in every chat that holds it;
+the side it is read from decides its buttons (`bot.domain.lifecycle.offers`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from bot.config import Settings
 from bot.context import AppContext
 from bot.domain.access import ADMIN, OFFICER, SUPERVISOR
 from bot.domain.district import District
+from bot.domain.lifecycle import HELD, UNFIXED, Side, State
 from bot.domain.people import Removal
 from bot.domain.routing.dispatch import CHIEF, DEPARTMENT, Decision
 from bot.domain.routing.pipeline import Routed
@@ -24,9 +26,6 @@ from bot.telegram.outgoing import Outbox, Recipient
 from bot.telegram.views import card
 from storage.models import Case, OutboxMessage, Person
 from storage.people import people_with_role
-
-# The side a chat reads a card from decides its buttons (see keyboards.CARD_BUTTONS).
-CHIEF_SIDE, DEPARTMENT_SIDE, SUPERVISOR_SIDE = "chief", "department", "supervisor"
 
 
 class Cards(Protocol):
@@ -40,7 +39,7 @@ class Cards(Protocol):
 
 
 async def announce(ctx: AppContext, out: Outbox, routed: Routed, reporter: Person | None) -> None:
-    """Tell the reporter (None: not in a chat) where the case went; give its handlers the card."""
+    """Tell the reporter (None: not in a chat) where the case went; give its assignees the card."""
     case = routed.case
     if routed.duplicate_of is not None:
         original = routed.duplicate_of
@@ -49,7 +48,7 @@ async def announce(ctx: AppContext, out: Outbox, routed: Routed, reporter: Perso
             out.to(reporter).say(
                 "routed.duplicate", number=case.number, original=original.number, reports=reports
             )
-        for to, _side in await handlers(out, ctx, original):
+        for to, _side in await assignees(out, ctx, original):
             to.say("card.plus_one", number=original.number, reports=reports)
         await refresh_cards(ctx, out, original)  # the card counts the reports
         return
@@ -72,7 +71,7 @@ async def announce_dispatch(ctx: AppContext, out: Outbox, case: Case, decision: 
         )
     else:
         await tell_followers(out, case, "routed.triage")
-    for to, side in await handlers(out, ctx, case):
+    for to, side in await assignees(out, ctx, case):
         send_card(ctx, to, side, case)
 
 
@@ -107,7 +106,7 @@ async def tell_followers(
 
 
 def card_markup(ctx: Cards, lang: str, side: str, case: Case) -> InlineKeyboardMarkup | None:
-    if case.state == "triage" and side == SUPERVISOR_SIDE:
+    if case.state == State.TRIAGE and side == Side.SUPERVISOR:
         picks = triage_keyboard(lang, ctx.district, case.id)
         actions = card_keyboard(lang, side, case.state, case.id)
         rows = picks.inline_keyboard + (actions.inline_keyboard if actions else [])
@@ -138,7 +137,7 @@ async def refresh_cards(ctx: Cards, out: Outbox, case: Case) -> None:
         .distinct()
     )
     reports = await _reports(out.session, case)
-    acting = {to.chat_id for to, _side in await handlers(out, ctx, case)}
+    acting = {to.chat_id for to, _side in await assignees(out, ctx, case)}
     acting |= {to.chat_id for to in await supervisors(out, ctx, case)}
     for chat_id, ref in rows.all():
         side = str(ref).rsplit(":", 1)[-1]
@@ -152,22 +151,23 @@ async def refresh_cards(ctx: Cards, out: Outbox, case: Case) -> None:
         )
 
 
-async def handlers(out: Outbox, ctx: Cards, case: Case) -> list[tuple[Recipient, str]]:
-    """The chats that act on a case now, each with its side."""
+async def assignees(out: Outbox, ctx: Cards, case: Case) -> list[tuple[Recipient, str]]:
+    """The chats that act on a case now, each with its side: its chief, its department (its
+    group chat and officers), or in triage the street office's supervisors."""
     session = out.session
     found: list[tuple[Recipient, str]] = []
-    if case.state == "triage":
-        return [(to, SUPERVISOR_SIDE) for to in await supervisors(out, ctx, case)]
+    if case.state == State.TRIAGE:
+        return [(to, Side.SUPERVISOR) for to in await supervisors(out, ctx, case)]
     if case.assignee_id is not None:
         chief = await session.get(Person, case.assignee_id)
         if chief is not None:
-            found.append((out.to(chief), CHIEF_SIDE))
+            found.append((out.to(chief), Side.CHIEF))
     if case.department_id:
         department = ctx.district.departments.get(case.department_id)
         if department is not None and department.chat_id:
-            found.append((out.chat(department.chat_id, "zh"), DEPARTMENT_SIDE))
+            found.append((out.chat(department.chat_id, "zh"), Side.DEPARTMENT))
         for person in await people_with_role(session, OFFICER, case.department_id):
-            found.append((out.to(person), DEPARTMENT_SIDE))
+            found.append((out.to(person), Side.DEPARTMENT))
     return _unique(found)
 
 
@@ -176,15 +176,15 @@ async def supervisors(out: Outbox, ctx: Cards, case: Case) -> list[Recipient]:
     found: list[tuple[Recipient, str]] = []
     office = ctx.district.street_offices.get(case.street_id or "")
     if office is not None and office.triage_chat_id:
-        found.append((out.chat(office.triage_chat_id, "zh"), SUPERVISOR_SIDE))
+        found.append((out.chat(office.triage_chat_id, "zh"), Side.SUPERVISOR))
     if case.street_id:
         for person in await people_with_role(out.session, SUPERVISOR, case.street_id):
-            found.append((out.to(person), SUPERVISOR_SIDE))
+            found.append((out.to(person), Side.SUPERVISOR))
     if not found:
         # No street office (a typed address that matched none) or nobody there: the
         # district's admins sort it, so that no case is left without a reader.
         for person in await people_with_role(out.session, ADMIN):
-            found.append((out.to(person), SUPERVISOR_SIDE))
+            found.append((out.to(person), Side.SUPERVISOR))
     return [to for to, _ in _unique(found)]
 
 
@@ -196,10 +196,10 @@ async def announce_handover(ctx: Cards, out: Outbox, removal: Removal, person: P
         await refresh_cards(ctx, out, case)
         chief = await out.session.get(Person, case.assignee_id) if case.assignee_id else None
         if chief is not None:
-            send_card(ctx, out.to(chief), CHIEF_SIDE, case)
+            send_card(ctx, out.to(chief), Side.CHIEF, case)
         else:  # triage, or a department alone: a supervisor picks who goes on
             for to in await supervisors(out, ctx, case):
-                send_card(ctx, to, SUPERVISOR_SIDE, case)
+                send_card(ctx, to, Side.SUPERVISOR, case)
     for case in removal.stayed:
         await drop_buttons(out, case, person.telegram_id)
     if removal.handed_on and not person.unreachable:
@@ -243,7 +243,7 @@ async def _reports(session: AsyncSession, original: Case) -> int:
 
 
 async def assignee_unreachable(ctx: AppContext, telegram_id: int) -> None:
-    """A handler blocked the bot: their street office's supervisors must reassign their cases."""
+    """An assignee blocked the bot: the supervisors must reassign the cases they still hold."""
     async with ctx.sessionmaker() as session, session.begin():
         person = await session.scalar(select(Person).where(Person.telegram_id == telegram_id))
         if person is None:
@@ -252,7 +252,7 @@ async def assignee_unreachable(ctx: AppContext, telegram_id: int) -> None:
             await session.scalars(
                 select(Case).where(
                     Case.assignee_id == person.id,
-                    Case.state.in_(("dispatched", "accepted", "whistled")),
+                    Case.state.in_(HELD & UNFIXED),
                 )
             )
         ).all()

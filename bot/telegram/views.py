@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.domain.district import District
+from bot.domain.lifecycle import current_deadline
 from bot.figures.names import category_name, local_time
 from bot.i18n import Safe, t
 from storage.models import Case, CaseEvent
@@ -122,8 +123,7 @@ def card(lang: str, district: District, case: Case, tz: ZoneInfo, *, reports: in
 
 def task_line(lang: str, district: District, case: Case, tz: ZoneInfo, now: datetime) -> str:
     """One open case in a chief's /tasks: number, state, lane, deadline (and if it is late)."""
-    waiting_response = case.state in ("dispatched", "triage")
-    due = case.response_due_at if waiting_response else case.resolve_due_at
+    due = current_deadline(case)
     late = due is not None and due < now
     lane = district.lanes.get(case.lane_id or "")
     return t(

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.cases import OPEN_STATES
 from bot.domain.district import haversine_m
+from bot.domain.lifecycle import OPEN
 from storage.models import Case, Photo
 
 WINDOW = timedelta(days=14)
@@ -42,7 +42,7 @@ async def find_duplicate(
         select(Case).where(
             Case.id != case.id,
             Case.category_id == case.category_id,
-            Case.state.in_(OPEN_STATES),
+            Case.state.in_(OPEN),
             Case.duplicate_of_id.is_(None),
             Case.created_at >= since,
             Case.lat.between(case.lat - dlat, case.lat + dlat),
@@ -72,7 +72,7 @@ async def _same_photo(
             Case.id != case.id,
             # Near-identical photos are looked for in the same street office only.
             Case.street_id == case.street_id if case.street_id else Case.id.is_not(None),
-            Case.state.in_(OPEN_STATES),
+            Case.state.in_(OPEN),
             Case.duplicate_of_id.is_(None),
             Case.created_at >= since,
         )

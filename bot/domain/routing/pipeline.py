@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain import cases
 from bot.domain.access import CHIEF
 from bot.domain.district import District
+from bot.domain.lifecycle import State
 from bot.domain.routing.classify import Classifier
 from bot.domain.routing.dedupe import find_duplicate
 from bot.domain.routing.dispatch import DEPARTMENT, TRIAGE, Decision, decide
@@ -74,9 +75,8 @@ async def route_new_case(
     duplicate = await find_duplicate(session, case, radius_m=radius, now=now)
     if duplicate is not None:
         original, how = duplicate
-        cases.mark_duplicate(
-            session, case, original, now, data={"how": how, "classification": classification}
-        )
+        data: dict[str, object] = {"how": how, "classification": classification}
+        cases.mark_duplicate(session, case, original, now, actor=None, data=data)
         return Routed(case=case, duplicate_of=original)
     decision = await route_case(
         session,
@@ -117,7 +117,8 @@ async def route_case(
         session,
         case,
         now,
-        state=cases.TRIAGE if decision.target == TRIAGE else cases.DISPATCHED,
+        actor=None,  # the system: routing places a case by the district's rules
+        state=State.TRIAGE if decision.target == TRIAGE else State.DISPATCHED,
         assignee_id=decision.chief_id,
         department_id=decision.department_id if decision.target == DEPARTMENT else None,
         response_due_at=decision.response_due_at,

@@ -4,7 +4,7 @@ from aiogram import Router
 
 from bot.telegram.handlers import (
     admin,
-    chief,
+    cards,
     common,
     exports,
     fallback,
@@ -28,7 +28,7 @@ def root_router() -> Router:
         stats.make_router(),
         exports.make_router(),
         people.make_router(),
-        chief.make_router(),
+        cards.make_router(),
         rating.make_router(),
         followup.make_router(),
         resident.make_router(),

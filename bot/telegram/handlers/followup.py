@@ -11,7 +11,9 @@ from aiogram.types import CallbackQuery, Message
 from bot.context import AppContext
 from bot.domain import access
 from bot.domain.access import can_view
-from bot.domain.cases import OPEN_STATES, CaseError, add_note, add_photo, withdraw
+from bot.domain.cases import CaseError, add_note, add_photo, withdraw
+from bot.domain.lifecycle import OPEN
+from bot.telegram.errors import alert_case_error, case_error_text
 from bot.telegram.handlers.intake import receive_photo
 from bot.telegram.keyboards import CaseAction, case_keyboard, withdraw_keyboard
 from bot.telegram.outgoing import Outbox, Recipient
@@ -60,7 +62,7 @@ async def _send_case(
     events = await timeline(out.session, case.id)
     text = case_detail(me.language, ctx.district, case, events, ctx.settings.tz)
     markup = None
-    if case.reporter_id == person.id and case.state in OPEN_STATES:
+    if case.state in OPEN and access.allowed(person, access.Permission.ADD_NOTE, case):
         markup = case_keyboard(me.language, case.id)
     me.text(text, markup, case_id=case.id)
 
@@ -77,7 +79,7 @@ async def _own_open_case(
     if case is None or not access.allowed(person, action, case):
         await query.answer(me.t("case.not_yours"), show_alert=True)
         return None
-    if case.state not in OPEN_STATES:
+    if case.state not in OPEN:
         await query.answer(
             me.t("case.already_closed", state=me.t(f"state.{case.state}")), show_alert=True
         )
@@ -117,9 +119,9 @@ async def case_button(
         me.say("case.confirm_withdraw", withdraw_keyboard(me.language, case.id), number=case.number)
     elif action == "withdraw_yes":
         try:
-            await withdraw(out.session, case, person.id, out.now)
+            await withdraw(out.session, case, person, out.now)
         except CaseError as exc:
-            await query.answer(me.t(f"error.{exc.code}"), show_alert=True)
+            await alert_case_error(query, exc, me)
             return
         if query.message is not None:
             me.edit_markup(query.message.message_id)
@@ -135,9 +137,9 @@ async def note_received(message: Message, state: FSMContext, out: Outbox, person
         me.say("case.input_gone")
         return
     try:
-        add_note(out.session, case, person.id, message.text or "", out.now)
+        add_note(out.session, case, person, message.text or "", out.now)
     except CaseError as exc:
-        me.text(me.t(f"error.{exc.code}", **exc.details))
+        me.text(case_error_text(exc, me))
         if exc.code not in ("empty_note", "note_too_long"):
             await state.clear()
         return
@@ -159,9 +161,9 @@ async def photo_for_case(
         me.say("case.input_gone")
         return
     try:
-        await add_photo(out.session, case, person.id, photo, out.now)
+        await add_photo(out.session, case, person, photo, out.now)
     except CaseError as exc:
-        me.text(me.t(f"error.{exc.code}", **exc.details))
+        me.text(case_error_text(exc, me))
         await state.clear()
         return
     await state.clear()

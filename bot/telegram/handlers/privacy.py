@@ -10,8 +10,8 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
-from bot.domain.cases import FINAL_STATES, OPEN_STATES
 from bot.domain.forget import forget, reported
+from bot.domain.lifecycle import FINAL, OPEN
 from bot.telegram.keyboards import ForgetAction, forget_keyboard
 from bot.telegram.outgoing import Outbox
 from storage.models import Person
@@ -28,8 +28,8 @@ async def forget_command(message: Message, state: FSMContext, out: Outbox, perso
         return
     nonce = secrets.token_hex(8)
     await state.update_data({NONCE: nonce})  # only the newest question's buttons work
-    total = await reported(out.session, person, OPEN_STATES | FINAL_STATES)
-    still_open = await reported(out.session, person, OPEN_STATES)
+    total = await reported(out.session, person, OPEN | FINAL)
+    still_open = await reported(out.session, person, OPEN)
     me.say("forget.confirm", forget_keyboard(me.language, nonce), cases=total, open=still_open)
 
 

@@ -9,9 +9,12 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
 from bot.context import AppContext
-from bot.domain import access, cases, handling
+from bot.domain import access, handling, lifecycle
+from bot.domain.cases import CaseError
+from bot.domain.lifecycle import Action, startable
+from bot.telegram.errors import alert_case_error, case_error_text
 from bot.telegram.keyboards import RateAction
-from bot.telegram.notify import handlers, refresh_cards, supervisors
+from bot.telegram.notify import assignees, refresh_cards, supervisors
 from bot.telegram.outgoing import Outbox
 from storage.models import Case, Person
 
@@ -33,24 +36,24 @@ async def rated(
     if case is None or not access.allowed(person, access.Permission.RATE, case):
         await query.answer(me.t("case.not_yours"), show_alert=True)
         return
-    if case.state != cases.RESOLVED:
+    if not startable(case, Action.RATE):
         await query.answer(me.t("rate.already", number=case.number), show_alert=True)
         return
     window = handling.reopen_window(ctx.district, case)
     try:
         if callback_data.stars == 0:
-            await handling.not_fixed(out.session, case, person.id, out.now, reopen_window=window)
+            await handling.not_fixed(out.session, case, person, out.now, reopen_window=window)
         else:
             await handling.rate(
-                out.session, case, person.id, callback_data.stars, out.now, reopen_window=window
+                out.session, case, person, callback_data.stars, out.now, reopen_window=window
             )
-    except cases.CaseError as exc:
-        await query.answer(me.t(f"error.{exc.code}"), show_alert=True)
+    except CaseError as exc:
+        await alert_case_error(query, exc, me)
         return
     await query.answer()
     if query.message is not None:
         me.edit_markup(query.message.message_id)
-    if case.state == cases.ACCEPTED:  # reopened
+    if case.state == lifecycle.State.ACCEPTED:  # reopened
         me.say("rate.reopened", number=case.number)
         await _reopened(ctx, out, case, callback_data.stars)
         return
@@ -64,7 +67,7 @@ async def _reopened(ctx: AppContext, out: Outbox, case: Case, stars: int) -> Non
     """The assignee gets the card back with its buttons; the supervisors are told."""
     await refresh_cards(ctx, out, case)
     why_key = "reopen.not_fixed" if stars == 0 else "reopen.low_rating"
-    for to, _side in await handlers(out, ctx, case):
+    for to, _side in await assignees(out, ctx, case):
         to.say("reopen.assignee", number=case.number, why=to.t(why_key, stars=stars))
     for to in await supervisors(out, ctx, case):
         to.say("reopen.supervisor", number=case.number, why=to.t(why_key, stars=stars))
@@ -88,9 +91,9 @@ async def comment(message: Message, state: FSMContext, out: Outbox, person: Pers
     if case is None:
         return
     try:
-        await handling.add_comment(out.session, case, person.id, text, out.now)
-    except cases.CaseError as exc:
-        me.text(me.t(f"error.{exc.code}", **exc.details))
+        await handling.add_comment(out.session, case, person, text, out.now)
+    except CaseError as exc:
+        me.text(case_error_text(exc, me))
         return
     me.say("rate.comment_thanks")
 

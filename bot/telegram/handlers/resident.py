@@ -17,6 +17,7 @@ from bot.domain.cases import MAX_DESCRIPTION, MAX_PHOTOS, CaseError, ReportDraft
 from bot.domain.intake import submit_report
 from bot.domain.routing.locate import LaneMatch, NoLane, OutsideDistrict
 from bot.domain.text import is_blank, visible
+from bot.telegram.errors import alert_case_error
 from bot.telegram.handlers.intake import photo_from_data, photo_to_data, receive_photo
 from bot.telegram.keyboards import ReportAction, edit_keyboard, location_keyboard, summary_keyboard
 from bot.telegram.outgoing import Outbox, Recipient
@@ -294,7 +295,7 @@ async def _confirm(
     try:
         routed = await submit_report(out.session, draft, reporter=person, now=out.now, desk=ctx)
     except CaseError as exc:
-        await query.answer(me.t(f"error.{exc.code}", **exc.details), show_alert=True)
+        await alert_case_error(query, exc, me)
         return
     await query.answer()
     if query.message is not None:

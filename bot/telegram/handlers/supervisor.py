@@ -6,8 +6,11 @@ from aiogram import Router
 from aiogram.types import CallbackQuery
 
 from bot.context import AppContext
-from bot.domain import access, cases, handling
+from bot.domain import access, handling
+from bot.domain.cases import CaseError
+from bot.domain.lifecycle import Action, startable
 from bot.domain.routing.dispatch import TRIAGE
+from bot.telegram.errors import alert_case_error
 from bot.telegram.keyboards import TriagePick
 from bot.telegram.notify import announce_dispatch, refresh_cards
 from bot.telegram.outgoing import Outbox
@@ -29,7 +32,7 @@ async def triage_pick(
     if not access.allowed(person, access.Permission.TRIAGE, case):
         await query.answer(me.t("triage.not_allowed"), show_alert=True)
         return
-    if case.state != cases.TRIAGE:
+    if not startable(case, Action.CATEGORISE):
         await query.answer(me.t("triage.already_sorted", number=case.number), show_alert=True)
         return
     if callback_data.category not in ctx.district.categories:
@@ -39,8 +42,8 @@ async def triage_pick(
         decision = await handling.triage(
             out.session, ctx.district, case, person, callback_data.category, out.now
         )
-    except cases.CaseError as exc:  # another supervisor sorted it a moment ago
-        await query.answer(me.t(f"error.{exc.code}"), show_alert=True)
+    except CaseError as exc:  # another supervisor sorted it a moment ago
+        await alert_case_error(query, exc, me)
         return
     await query.answer(me.t("triage.sorted", number=case.number))
     await refresh_cards(ctx, out, case)

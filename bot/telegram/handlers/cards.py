@@ -1,7 +1,9 @@
-"""Lane chiefs, department officers and supervisors act on assignment cards.
+"""The assignment cards: a case's assignees (its lane chief, its department's officers, the
+street office's supervisors) act on it from its card; and /tasks, the cases they act on.
 
-Every press re-loads the case and re-checks who is pressing and what state the case is in, so
-a forged, replayed, stale or doubled press does nothing harmful and says why.
+Every press re-loads the case and re-checks who is pressing and what state the case is in
+(bot/domain/lifecycle.py), so a forged, replayed, stale or doubled press does nothing harmful
+and says why.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from aiogram.types import CallbackQuery, Message
 from sqlalchemy import or_, select
 
 from bot.context import AppContext
-from bot.domain import access, cases, handling
-from bot.domain.access import Permission, may_act
+from bot.domain import access, handling, lifecycle
+from bot.domain.access import may_act
+from bot.domain.cases import CaseError, PhotoInput
 from bot.domain.handling import Reassignment
+from bot.domain.lifecycle import ACTIONABLE, Event, Side, current_deadline, permitted, startable
 from bot.domain.routing.pipeline import lane_chief
+from bot.telegram.errors import alert_case_error, case_error_text
 from bot.telegram.handlers.intake import photo_from_data, photo_to_data, receive_photo
 from bot.telegram.keyboards import (
-    CARD_BUTTONS,
+    CARD_PRESS,
     CardAction,
     TransferPick,
     WhistlePick,
@@ -31,7 +36,7 @@ from bot.telegram.keyboards import (
     transfer_keyboard,
     whistle_keyboard,
 )
-from bot.telegram.notify import handlers, refresh_cards, send_card, tell_followers
+from bot.telegram.notify import assignees, refresh_cards, send_card, tell_followers
 from bot.telegram.outgoing import Outbox, Recipient
 from bot.telegram.views import task_line
 from storage.models import Case, CaseEvent, Person
@@ -41,39 +46,34 @@ log = logging.getLogger(__name__)
 NEARBY_LANES = 8
 
 
-class HandlerInput(StatesGroup):
-    resolve = State()
-    reject = State()
-    transfer = State()
+# The group's name is stored with each chat's conversation state (`HandlerInput:resolve` …):
+# kept, so that an answer being typed across an upgrade still reaches its step.
+_STORED_AS = "HandlerInput"
 
 
-# A card's buttons as actions of the authorisation table (bot/domain/access.py).
-PRESS_ACTION = {"duty": Permission.REPORT_FOR_DUTY}
+class CardInput(StatesGroup):
+    """What an assignee is asked to type after pressing a card's button."""
 
-
-def _may_press(person: Person, button: str, case: Case) -> bool:
-    action = PRESS_ACTION.get(button, button)
-    if action in access.ASSIGNEE_PERMISSIONS:
-        return access.allowed(person, Permission(action), case)
-    return may_act(person, case)  # "back", or a button no card has (answered as stale)
+    resolve = State(group_name=_STORED_AS)
+    reject = State(group_name=_STORED_AS)
+    transfer = State(group_name=_STORED_AS)
 
 
 async def _case_for(
-    query: CallbackQuery, case_id: int, action: str, out: Outbox, person: Person
+    query: CallbackQuery, case_id: int, button: str, out: Outbox, person: Person
 ) -> Case | None:
-    """The case, if this person may press `action` on it now; otherwise an alert says why."""
+    """The case, if this person may press `button` on it now; otherwise an alert says why."""
     me = out.to(person)
     case = await out.session.get(Case, case_id)
     if case is None:
         await query.answer(me.t("card.gone"), show_alert=True)
         return None
-    if not _may_press(person, action, case):
+    action = CARD_PRESS.get(button)  # None: "back", or a button no card has
+    may = may_act(person, case) if action is None else permitted(case, person, action)
+    if not may:
         await query.answer(me.t("card.not_yours"), show_alert=True)
         return None
-    allowed = {
-        a for (_side, state), acts in CARD_BUTTONS.items() if state == case.state for a in acts
-    }
-    if action not in allowed | {"back"}:
+    if button != "back" and (action is None or not startable(case, action)):
         state = me.t(f"state.{case.state}")
         await query.answer(me.t("card.stale", number=case.number, state=state), show_alert=True)
         return None
@@ -97,10 +97,10 @@ async def card_button(
         if action == "accept":
             await handling.accept(out.session, case, person, out.now)
         elif action == "duty":
-            whistled = await _last_event_time(out, case, "whistled")
+            whistled = await _last_event_time(out, case, Event.WHISTLED)
             await handling.report_for_duty(out.session, case, person, out.now, whistled_at=whistled)
-    except cases.CaseError as exc:  # someone else acted on the case a moment ago
-        await query.answer(me.t(f"error.{exc.code}"), show_alert=True)
+    except CaseError as exc:  # someone else acted on the case a moment ago
+        await alert_case_error(query, exc, me)
         return
     if action == "accept":
         await query.answer(me.t("card.accepted", number=case.number))
@@ -127,7 +127,7 @@ async def card_button(
         await refresh_cards(ctx, out, case)
     elif action in ("resolve", "reject"):
         await query.answer()
-        await state.set_state(HandlerInput.resolve if action == "resolve" else HandlerInput.reject)
+        await state.set_state(CardInput.resolve if action == "resolve" else CardInput.reject)
         await state.update_data(case_id=case.id)
         me.say(f"card.ask_{action}", number=case.number)
 
@@ -149,13 +149,13 @@ async def whistle_pick(
         return
     try:
         await handling.whistle(out.session, case, person, department.id, "", out.now)
-    except cases.CaseError as exc:
-        await query.answer(me.t(f"error.{exc.code}"), show_alert=True)
+    except CaseError as exc:
+        await alert_case_error(query, exc, me)
         return
     await query.answer(me.t("card.whistled", department=ctx.district.name(department, me.language)))
     await refresh_cards(ctx, out, case)
-    for to, side in await handlers(out, ctx, case):
-        if side == "department":
+    for to, side in await assignees(out, ctx, case):
+        if side == Side.DEPARTMENT:
             send_card(ctx, to, side, case)
     await tell_followers(
         out, case, "progress.whistled", department=lambda lang: ctx.district.name(department, lang)
@@ -181,7 +181,7 @@ async def transfer_pick(
         return
     lane = None if callback_data.lane == "-" else ctx.district.lanes[callback_data.lane]
     await query.answer()
-    await state.set_state(HandlerInput.transfer)
+    await state.set_state(CardInput.transfer)
     await state.update_data(case_id=case.id, lane=callback_data.lane)
     where = ctx.district.name(lane, me.language) if lane else me.t("card.to_triage")
     me.say("card.ask_transfer", number=case.number, where=where)
@@ -221,15 +221,15 @@ async def _resolve(
     person: Person,
     me: Recipient,
     note: str,
-    photo: cases.PhotoInput,
+    photo: PhotoInput,
 ) -> None:
     case = await _pending(state, out, person, me)
     if case is None:
         return
     try:
         await handling.resolve(out.session, case, person, note, photo, out.now)
-    except cases.CaseError as exc:
-        me.text(me.t(f"error.{exc.code}", **exc.details))
+    except CaseError as exc:
+        me.text(case_error_text(exc, me))
         if exc.code != "reason_required":
             await state.clear()
         return
@@ -266,8 +266,8 @@ async def reject_reason(
     reason = message.text or ""
     try:
         await handling.reject(out.session, case, person, reason, out.now)
-    except cases.CaseError as exc:
-        me.text(me.t(f"error.{exc.code}", **exc.details))
+    except CaseError as exc:
+        me.text(case_error_text(exc, me))
         if exc.code not in ("reason_required", "note_too_long"):
             await state.clear()
         return
@@ -293,17 +293,17 @@ async def transfer_reason(
     )
     try:
         await handling.transfer(out.session, case, person, to, message.text or "", out.now)
-    except cases.CaseError as exc:
-        me.text(me.t(f"error.{exc.code}", **exc.details))
+    except CaseError as exc:
+        me.text(case_error_text(exc, me))
         if exc.code not in ("reason_required", "note_too_long"):
             await state.clear()
         return
     await state.clear()
     me.say("card.transferred", number=case.number)
     await refresh_cards(ctx, out, case)
-    for recipient, side in await handlers(out, ctx, case):
+    for recipient, side in await assignees(out, ctx, case):
         send_card(ctx, recipient, side, case)
-    if case.state == cases.DISPATCHED and lane is not None:
+    if case.state == lifecycle.State.DISPATCHED and lane is not None:
         await tell_followers(
             out, case, "routed.chief", lane=lambda lang: ctx.district.name(lane, lang)
         )
@@ -314,9 +314,7 @@ async def transfer_reason(
 async def input_expected(message: Message, state: FSMContext, out: Outbox, person: Person) -> None:
     current = await state.get_state()
     key = (
-        "card.resolve_needs_photo"
-        if current == HandlerInput.resolve.state
-        else "card.reason_expected"
+        "card.resolve_needs_photo" if current == CardInput.resolve.state else "card.reason_expected"
     )
     out.to(person).say(key)
 
@@ -334,8 +332,8 @@ async def tasks(message: Message, ctx: AppContext, out: Outbox, person: Person) 
 
 
 async def _my_open_cases(out: Outbox, person: Person) -> list[Case]:
-    departments = [r.scope for r in person.roles if r.role == "officer" and r.scope]
-    streets = [r.scope for r in person.roles if r.role == "supervisor" and r.scope]
+    departments = [r.scope for r in person.roles if r.role == access.OFFICER and r.scope]
+    streets = [r.scope for r in person.roles if r.role == access.SUPERVISOR and r.scope]
     mine = Case.assignee_id == person.id
     conditions = [mine]
     if departments:
@@ -346,19 +344,14 @@ async def _my_open_cases(out: Outbox, person: Person) -> list[Case]:
         select(Case)
         .where(
             or_(*conditions),
-            Case.state.in_((cases.TRIAGE, cases.DISPATCHED, cases.ACCEPTED, cases.WHISTLED)),
+            Case.state.in_(ACTIONABLE),
         )
         .limit(200)
     )
     far = out.now.replace(year=out.now.year + 100)
 
     def deadline(case: Case) -> tuple[object, ...]:
-        due = (
-            case.response_due_at
-            if case.state in (cases.DISPATCHED, cases.TRIAGE)
-            else case.resolve_due_at
-        )
-        return (-case.priority, due or far, case.id)
+        return (-case.priority, current_deadline(case) or far, case.id)
 
     return sorted(rows.all(), key=deadline)[:30]
 
@@ -373,10 +366,10 @@ async def _pending(state: FSMContext, out: Outbox, person: Person, me: Recipient
     return case
 
 
-async def _last_event_time(out: Outbox, case: Case, action: str) -> datetime:
+async def _last_event_time(out: Outbox, case: Case, event: Event) -> datetime:
     when = await out.session.scalar(
         select(CaseEvent.created_at)
-        .where(CaseEvent.case_id == case.id, CaseEvent.action == action)
+        .where(CaseEvent.case_id == case.id, CaseEvent.action == event)
         .order_by(CaseEvent.id.desc())
         .limit(1)
     )
@@ -408,16 +401,16 @@ def _nearby_lanes(ctx: AppContext, case: Case) -> list[str]:
 
 def make_router() -> Router:
     """A fresh router with this area's handlers (one per dispatcher)."""
-    router = Router(name="chief")
+    router = Router(name="cards")
     router.callback_query.register(card_button, CardAction.filter())
     router.callback_query.register(whistle_pick, WhistlePick.filter())
     router.callback_query.register(transfer_pick, TransferPick.filter())
-    router.message.register(resolve_with_photo, HandlerInput.resolve, F.photo | F.document)
-    router.message.register(resolve_note, HandlerInput.resolve, F.text)
-    router.message.register(reject_reason, HandlerInput.reject, F.text)
-    router.message.register(transfer_reason, HandlerInput.transfer, F.text)
-    router.message.register(input_expected, HandlerInput.resolve)
-    router.message.register(input_expected, HandlerInput.reject)
-    router.message.register(input_expected, HandlerInput.transfer)
+    router.message.register(resolve_with_photo, CardInput.resolve, F.photo | F.document)
+    router.message.register(resolve_note, CardInput.resolve, F.text)
+    router.message.register(reject_reason, CardInput.reject, F.text)
+    router.message.register(transfer_reason, CardInput.transfer, F.text)
+    router.message.register(input_expected, CardInput.resolve)
+    router.message.register(input_expected, CardInput.reject)
+    router.message.register(input_expected, CardInput.transfer)
     router.message.register(tasks, Command("tasks"))
     return router
