@@ -276,7 +276,7 @@ def test_sample_categories_cover_ten_nos_and_more(sample: District) -> None:
         assert c.dedupe_radius_m > 0
         assert c.keywords or c.id == "other"
         assert all(k == k.lower() for k in c.keywords if k.isascii())
-        assert c.handler == "chief" or c.department_id in sample.departments
+        assert c.assignee == "chief" or c.department_id in sample.departments
     manhole = sample.categories["jinggai"]
     assert manhole.response_hours <= 2
     assert {"井盖", "窨井", "manhole", "drain cover"} <= set(manhole.keywords)
@@ -317,7 +317,7 @@ def test_minimal_district_loads(tmp_path: Path) -> None:
         name_zh="乱停车",
         name_en="Illegal parking",
         keywords=("乱停车", "违停", "illegal parking", "parked car"),
-        handler="chief",
+        assignee="chief",
         department_id=None,
         response_hours=2.0,
         resolve_hours=12.0,
@@ -858,6 +858,16 @@ def test_cli_show_json(capsys: pytest.CaptureFixture[str], sample: District) -> 
     assert sample.lanes["CW-001"].geometry.distance(point) < 1e-6
     assert {c["id"] for c in data["categories"]} == set(sample.categories)
     assert {d["id"] for d in data["departments"]} == set(sample.departments)
+
+
+def test_cli_show_json_names_each_categorys_assignee_as_the_file_does(
+    capsys: pytest.CaptureFixture[str], sample: District
+) -> None:
+    """`Category.assignee` is read from, and shown as, the district file's `handler` key."""
+    assert run_cli("district", "show", "--json", "--dir", str(SAMPLE_DISTRICT_DIR)) == 0
+    shown = {c["id"]: c["handler"] for c in json.loads(capsys.readouterr().out)["categories"]}
+    assert shown == {c.id: c.assignee for c in sample.categories.values()}
+    assert shown["sidaluanjian"] == "department:chengguan"
 
 
 def test_cli_show_text_and_invalid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

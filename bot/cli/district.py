@@ -111,7 +111,7 @@ def as_json(district: District) -> dict[str, Any]:
                 "id": c.id,
                 "name_zh": c.name_zh,
                 "name_en": c.name_en,
-                "handler": c.handler,
+                "handler": c.assignee,  # the district file's key
                 "department_id": c.department_id,
                 "response_hours": c.response_hours,
                 "resolve_hours": c.resolve_hours,
@@ -153,7 +153,7 @@ def as_text(district: District, folder: Path) -> str:
     lines.append("categories:")
     for c in district.categories.values():
         lines.append(
-            f"  {c.id:<18} {c.name_zh} / {c.name_en}  → {c.handler}; "
+            f"  {c.id:<18} {c.name_zh} / {c.name_en}  → {c.assignee}; "
             f"respond {c.response_hours:g} h, resolve {c.resolve_hours:g} h"
         )
     lines.append("")

@@ -29,7 +29,7 @@ async def ban(
     if person.id == by.id:
         raise BanRefused("self")
     if person.roles:
-        raise BanRefused("staff")  # remove their roles first: their cases need a new handler
+        raise BanRefused("staff")  # remove their roles first: their cases need a new assignee
     if person.banned:
         raise BanRefused("already")
     person.banned = True

@@ -72,7 +72,7 @@ def service(district: District, category: Category, lang: str) -> dict[str, Valu
 
 def service_description(district: District, category: Category, lang: str) -> str:
     department = district.departments.get(category.department_id or "")
-    handler = (
+    assignee = (
         district.name(department, lang)
         if department is not None
         else plain(lang, "open311.service.lane_chief")
@@ -81,7 +81,7 @@ def service_description(district: District, category: Category, lang: str) -> st
         lang,
         "open311.service.description",
         name=district.name(category, lang),
-        handler=handler,
+        assignee=assignee,
         respond=f"{category.response_hours:g}",
         resolve=f"{category.resolve_hours:g}",
     )

@@ -30,7 +30,7 @@ _ATTRIBUTE = re.compile(r"attribute\[([A-Za-z0-9_]{1,64})\](?:\[\])?")
 class Place:
     lat: float | None = None
     lon: float | None = None
-    address: str | None = None  # as the client typed it: for the handlers, never shown back
+    address: str | None = None  # as the client typed it: for the assignees, never shown back
     lane_id: str | None = None
     street_id: str | None = None
 

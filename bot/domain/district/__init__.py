@@ -3,7 +3,7 @@
 A district lives in one folder (the default is the sample shipped in `district/`):
 
 - `district.toml`: names, case-number prefix, time zone, street offices (街道), departments,
-  categories with their handlers and time limits;
+  categories with their assignees and time limits;
 - `lanes.geojson` (or the file named by `lanes_file`): one Feature per lane (街巷), a
   LineString / MultiLineString for streets and hutongs or a Polygon / MultiPolygon for squares
   and estates, with properties `lane_id`, `name_zh`, `name_en`, `street`, `community`,

@@ -262,7 +262,7 @@ class _Loader:
                 name_zh=e.text("name_zh"),
                 name_en=e.text("name_en"),
                 keywords=tuple(dict.fromkeys(zh + en)),
-                handler=handler,
+                assignee=handler,
                 department_id=department_id,
                 response_hours=response,
                 resolve_hours=resolve,

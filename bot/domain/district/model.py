@@ -65,13 +65,15 @@ class Department:
 
 @dataclass(frozen=True)
 class Category:
-    """A kind of problem: who handles it and how fast."""
+    """A kind of problem: whom its cases go to and how fast."""
 
     id: str
     name_zh: str
     name_en: str
     keywords: tuple[str, ...]  # Chinese then English, all lower-cased ("ktv"), no repeats
-    handler: str  # "chief" | "department:<id>"
+    # The kind of assignee its cases go to: "chief" (the lane's) | "department:<id>" (the
+    # district file's `handler` key, kept as it was for the files already written).
+    assignee: str
     department_id: str | None  # the <id> of "department:<id>"; None for "chief"
     response_hours: float
     resolve_hours: float
