@@ -93,8 +93,8 @@ OLD_UNANSWERED_STATES = {"submitted", "triage", "dispatched"}
 OLD_UNFIXED_STATES = {"submitted", "triage", "dispatched", "accepted", "whistled"}
 # bot/open311/view.py: a service request is open until the case is fixed or has ended.
 OLD_OPEN311_OPEN = {"submitted", "triage", "dispatched", "accepted", "whistled"}
-# /tasks (handlers/chief.py) lists these; bot/telegram/notify.py tells the supervisors of an
-# unreachable person's cases in these; bot/domain/people.py hands these on with a role.
+# /tasks (handlers/chief.py) listed these; bot/telegram/notify.py told the supervisors of an
+# unreachable person's cases in these; bot/domain/people.py handed these on with a role.
 OLD_TASKS = {"triage", "dispatched", "accepted", "whistled"}
 OLD_UNREACHABLE = {"dispatched", "accepted", "whistled"}
 OLD_PEOPLE_HELD = {"dispatched", "accepted", "whistled", "resolved"}

@@ -26,6 +26,7 @@ from bot.domain import handling
 from bot.domain.access import CHIEF, VOLUNTEER, has_role
 from bot.domain.cases import CaseError, ReportDraft, create_case
 from bot.domain.district import District
+from bot.domain.lifecycle import Event
 from bot.domain.routing.classify import Classifier
 from bot.domain.routing.locate import Locator
 from bot.domain.routing.pipeline import Routed, route_new_case
@@ -121,7 +122,7 @@ def _own_lane(routed: Routed, reporter: Person) -> bool:
 
 async def _keep_origin(session: AsyncSession, case: Case, origin: Mapping[str, object]) -> None:
     submitted = await session.scalar(
-        select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.action == "submitted")
+        select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.action == Event.SUBMITTED)
     )
     if submitted is not None:
         submitted.data = {**(submitted.data or {}), **origin}

@@ -137,7 +137,7 @@ def has_event(actions: Sequence[str], *, until: Any) -> ColumnElement[bool]:
 def response_on_time(ev: FromClause) -> ColumnElement[bool]:
     """A response in time: an accept as it recorded itself, other answers by the clock."""
     return or_(
-        and_(ev.c.action == "accepted", flag(ev, "within_limit")),
+        and_(ev.c.action == Event.ACCEPTED, flag(ev, "within_limit")),
         and_(
             ev.c.action != Event.ACCEPTED,
             or_(Case.response_due_at.is_(None), ev.c.created_at <= Case.response_due_at),
@@ -238,7 +238,7 @@ async def event_counts(session: AsyncSession, where: Where, w: Window, by: By | 
         count_if(E.c.action == Event.DUPLICATE),
         count_if(E.c.action == Event.RATED),
         count_if(and_(E.c.action == Event.RATED, stars >= SATISFIED)),
-        count_if(and_(E.c.action == "closed", ~flag(E, "rated"))),
+        count_if(and_(E.c.action == Event.CLOSED, ~flag(E, "rated"))),
         count_if(E.c.action == Event.REOPENED),
         count_if(E.c.action == Event.REJECTED),
         count_if(E.c.action == Event.WITHDRAWN),
