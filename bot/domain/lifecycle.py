@@ -238,8 +238,9 @@ def _unanswered() -> frozenset[State]:
         state = todo.pop()
         reached.add(state)
         for t in TRANSITIONS.values():
-            if state in t.from_states and not t.answers and t.to_state is not None:
-                todo += [t.to_state] if t.to_state not in reached else []
+            nxt = t.to_state
+            if state in t.from_states and not t.answers and nxt is not None and nxt not in reached:
+                todo.append(nxt)
     return frozenset(reached) & OPEN
 
 
