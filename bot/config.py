@@ -33,8 +33,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///data/suipai.db"
     redis_url: str | None = None
     district_dir: Path = SAMPLE_DISTRICT_DIR
-    # No longer where the time zone is set (that is district.toml's `timezone`, see `tz`); an
-    # old .env that still names it starts as long as it agrees with the district.
+    # No longer where the time zone is set (that is district.toml's `timezone`: `District.tz`);
+    # an old .env that still names it starts as long as it agrees with the district.
     timezone: str | None = None
     digest_time: time = time(8, 0)
     media_dir: Path = Path("data/media")
@@ -171,11 +171,6 @@ class Settings(BaseSettings):
     @classmethod
     def _model(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
-
-    @property
-    def tz(self) -> ZoneInfo:
-        """The district's time zone: its district.toml's, the same as the loaded `District.tz`."""
-        return district_timezone(self.district_dir)
 
     @property
     def uses_emulator(self) -> bool:

@@ -1,8 +1,9 @@
 """The district's time zone, from one place: the `timezone` key of its district.toml.
 
-Case numbers, cards, deadlines, KPIs, digests and exports all follow it. Code holding the loaded
-`District` reads `district.tz`; code holding only the settings reads `settings.tz`, which comes
-here: both read the same file, so the two cannot disagree.
+Case numbers, cards, deadlines, KPIs, digests and exports all follow it: the running bot and
+Open311 the loaded `District.tz` (read once, like the rest of the district: a change takes
+effect at the next start), what loads no district (the TIMEZONE setting's check at start-up,
+`python -m bot case show`) `district_timezone` here, the same key of the same file.
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ def send_card(ctx: Cards, to: Recipient, side: str, case: Case) -> None:
     if case.lat is not None and case.lon is not None:
         to.location(case.lat, case.lon, case_id=case.id)
     to.text(
-        card(to.language, ctx.district, case, ctx.settings.tz),
+        card(to.language, ctx.district, case, ctx.district.tz),
         card_markup(ctx, to.language, side, case),
         ref=f"card:{case.id}:{side}",
         case_id=case.id,
@@ -145,7 +145,7 @@ async def refresh_cards(ctx: Cards, out: Outbox, case: Case) -> None:
         # A chat that no longer acts on the case (it was transferred away) keeps no buttons.
         markup = card_markup(ctx, lang, side, case) if chat_id in acting else None
         out.chat(chat_id, lang).edit_text(
-            card(lang, ctx.district, case, ctx.settings.tz, reports=reports),
+            card(lang, ctx.district, case, ctx.district.tz, reports=reports),
             message_ref=ref,
             markup=markup,
         )

@@ -327,7 +327,7 @@ async def tasks(message: Message, ctx: AppContext, out: Outbox, person: Person) 
         me.say("tasks.none")
         return
     lines = [me.t("tasks.header", n=len(open_cases))]
-    lines += [task_line(me.language, ctx.district, c, ctx.settings.tz, out.now) for c in open_cases]
+    lines += [task_line(me.language, ctx.district, c, ctx.district.tz, out.now) for c in open_cases]
     me.text("\n".join(lines))
 
 

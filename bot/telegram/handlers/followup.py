@@ -36,7 +36,7 @@ async def my_cases(message: Message, ctx: AppContext, out: Outbox, person: Perso
         me.say("my.none")
         return
     lines = [me.t("my.header", n=len(cases))]
-    lines += [case_line(me.language, case, ctx.settings.tz) for case in cases]
+    lines += [case_line(me.language, case, ctx.district.tz) for case in cases]
     lines.append(me.t("my.footer"))
     me.text("\n".join(lines))
 
@@ -60,7 +60,7 @@ async def _send_case(
     me: Recipient, ctx: AppContext, out: Outbox, case: Case, person: Person
 ) -> None:
     events = await timeline(out.session, case.id)
-    text = case_detail(me.language, ctx.district, case, events, ctx.settings.tz)
+    text = case_detail(me.language, ctx.district, case, events, ctx.district.tz)
     markup = None
     if case.state in OPEN and access.allowed(person, access.Permission.ADD_NOTE, case):
         markup = case_keyboard(me.language, case.id)
