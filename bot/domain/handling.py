@@ -23,7 +23,6 @@ from bot.domain.text import is_blank
 from storage.models import Case, CaseEvent, Person
 
 LOW_RATING = 2  # a rating of 1–2 reopens the case
-SATISFIED = 4  # 4–5 counts as satisfied in the KPIs
 
 
 def reopen_window(district: District, case: Case) -> timedelta:

@@ -48,7 +48,7 @@ DROPPED = lifecycle.DROPPED
 ENDED_UNFIXED = lifecycle.ENDED_UNFIXED
 UNANSWERED_STATES = lifecycle.AWAITING_RESPONSE
 UNFIXED_STATES = lifecycle.UNFIXED
-SATISFIED = 4  # stars; bot.domain.handling.SATISFIED
+SATISFIED = 4  # stars: a rating of 4 or 5 counts in the satisfaction rate (满意率)
 
 # The events table in Core: aliases of it are cheap to build, unlike ORM aliases.
 EVENTS = cast(Table, CaseEvent.__table__)

@@ -9,11 +9,11 @@
 - The copies of messages sent, and the update ids kept so that a redelivered update is not
   applied twice (Telegram redelivers for at most 24 hours).
 
-How long each is kept is the district's `[privacy]` table (bot/domain/district.py, README "What is
-kept, for how long, and why"). Nothing a case, a live draft or a waiting message still uses is
-removed: a photo a case, a draft or a pending message names stays however old, and so do the
-cards of a case that can still change (they are edited in place) and a message a waiting edit
-names. Rows go in batches, each in a short transaction of its own.
+How long each is kept is the district's `[privacy]` table (bot/domain/district/model.py,
+README "What is kept, for how long, and why"). Nothing a case, a live draft or a waiting
+message still uses is removed: a photo a case, a draft or a pending message names stays however
+old, and so do the cards of a case that can still change (they are edited in place) and a
+message a waiting edit names. Rows go in batches, each in a short transaction of its own.
 """
 
 from __future__ import annotations

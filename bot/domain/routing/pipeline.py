@@ -11,15 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import cases
 from bot.domain.access import CHIEF
-from bot.domain.district import District
+from bot.domain.district import DEFAULT_DEDUPE_RADIUS_M, District
 from bot.domain.lifecycle import State
 from bot.domain.routing.classify import Classifier
 from bot.domain.routing.dedupe import find_duplicate
 from bot.domain.routing.dispatch import DEPARTMENT, TRIAGE, Decision, decide
 from bot.domain.routing.locate import LaneMatch, Locator, NoLane
 from storage.models import Case, Person, Role
-
-DEFAULT_DEDUPE_RADIUS_M = 50.0
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from bot.context import AppContext
 from bot.domain.cases import MAX_DESCRIPTION, MAX_PHOTOS, CaseError, ReportDraft
 from bot.domain.intake import submit_report
 from bot.domain.routing.locate import LaneMatch, NoLane, OutsideDistrict
-from bot.domain.text import is_blank, visible
+from bot.domain.text import MAX_ADDRESS, is_blank, visible
 from bot.telegram.errors import alert_case_error
 from bot.telegram.handlers.intake import photo_from_data, photo_to_data, receive_photo
 from bot.telegram.keyboards import ReportAction, edit_keyboard, location_keyboard, summary_keyboard
@@ -214,7 +214,7 @@ async def address_received(
 
 
 async def _take_address(text: str, state: FSMContext, ctx: AppContext, me: Recipient) -> None:
-    if len(visible(text)) < 2 or len(text) > 300 or text.startswith("/"):
+    if len(visible(text)) < 2 or len(text) > MAX_ADDRESS or text.startswith("/"):
         me.say("report.address_invalid")
         return
     await state.update_data(address=text)
