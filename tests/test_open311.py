@@ -33,7 +33,7 @@ from bot.open311.render import xml_text
 from bot.open311.serve import mount
 from bot.open311.view import Grid
 from storage.models import Base, Case, CaseEvent, Open311Client
-from tests.harness import Harness, grant, plain_text, running_bot
+from tests.harness import Harness, grant, plain_text
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas" / "georeport-v2"
 BASE = "/open311/v2"
@@ -113,12 +113,6 @@ def valid(data: Any, name: str) -> Any:
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        yield harness
 
 
 @pytest.fixture

@@ -11,10 +11,9 @@ first committed (and its handler turns it away as stale before acting).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -27,7 +26,7 @@ from bot.domain.lifecycle import State
 from bot.jobs.scheduler import sweep
 from storage.models import Case, CaseEvent, Deadline, Person
 from storage.people import get_or_create_person
-from tests.harness import Harness, grant, noise_jpeg, plain_text, running_bot
+from tests.harness import Harness, grant, noise_jpeg, plain_text
 
 ROUNDS = 30
 CHIEF, SUPERVISOR, SUPERVISOR_2, RESIDENT = 3001, 3002, 3003, 3004
@@ -48,12 +47,6 @@ LEAVES = {
     "closed": State.CLOSED,
     "withdrawn": State.WITHDRAWN,
 }
-
-
-@pytest.fixture
-async def h(database_url: str, media_dir: Path) -> AsyncIterator[Harness]:
-    async with running_bot(database_url, media_dir) as harness:
-        yield harness
 
 
 def postgresql_only(h: Harness) -> None:
